@@ -1,0 +1,1 @@
+"""Blob storage: a protocol, a filesystem store and an S3 store."""
