@@ -1,0 +1,1 @@
+"""dicomhub.core.auth."""
