@@ -1,0 +1,226 @@
+"""A blob store in a local (or mounted) directory.
+
+Each blob is one file at ``root/<key>``.  A ``put`` writes a hidden temporary
+file beside its target (``.<name>.<random>.partial``; key parts may not start
+with a dot, so it is never a valid key), fsyncs it, renames it into place and
+fsyncs the directory: readers see either the old blob or the new one, and a
+crash or a failing source leaves at worst a hidden temporary file that
+:meth:`FilesystemStore.keys` never lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from dicomhub.core.store.base import (
+    BlobInfo,
+    BlobSource,
+    ChunkStream,
+    Digests,
+    check_key,
+    check_range,
+    is_valid_key,
+    iter_source,
+)
+from dicomhub.errors import ConfigurationError, NotFound, StorageError
+
+LOGGER = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class FilesystemStore:
+    """Durable, atomic blobs under one directory, created on first use.
+
+    Parameters
+    ----------
+    root:
+        The store's directory; made absolute, created (with parents) when first needed.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.abspath(root.expanduser()))
+        self.url = self.root.as_uri()
+
+    def __repr__(self) -> str:
+        return f"FilesystemStore({str(self.root)!r})"
+
+    # -- writing -----------------------------------------------------------
+
+    def put(self, key: str, source: BlobSource) -> BlobInfo:
+        """Store ``source`` under ``key``: durable and atomic, replacing any old blob."""
+        target = self._path(key)
+        directory = self._make_dirs(target.parent)
+        temp = directory / f".{target.name}.{secrets.token_hex(8)}.partial"
+        digests = Digests()
+        try:
+            fd = _storage(os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in iter_source(source):
+                    digests.update(chunk)
+                    _storage(handle.write, chunk)
+                _storage(handle.flush)
+                _storage(os.fsync, handle.fileno())
+            _storage(os.replace, temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+        _fsync_dir(directory)
+        LOGGER.debug("stored %s (%d bytes) in %s", key, digests.size, self.url)
+        return digests.info(key)
+
+    def delete(self, key: str) -> None:
+        """Remove the blob; a missing key (or a directory) is not an error."""
+        path = self._path(key)
+        try:
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot delete blob {key!r} in {self.url}: {exc.strerror}") from exc
+        _fsync_dir(path.parent)
+
+    # -- reading -----------------------------------------------------------
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Stream bytes ``[start, end)`` in chunks; NotFound is raised here, not lazily."""
+        check_range(start, end)
+        path = self._path(key)
+        try:
+            handle = path.open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise NotFound(f"no blob {key!r} in {self.url}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read blob {key!r} in {self.url}: {exc.strerror}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise NotFound(f"no blob {key!r} in {self.url}")
+            handle.seek(start)
+        except BaseException:
+            handle.close()
+            raise
+        return ChunkStream(handle.read, handle.close, None if end is None else end - start)
+
+    def get(self, key: str) -> bytes:
+        """The whole blob in memory (small blobs only)."""
+        return b"".join(self.open(key))
+
+    def size(self, key: str) -> int:
+        """The blob's size in bytes; NotFound if absent."""
+        try:
+            info = self._path(key).stat()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound(f"no blob {key!r} in {self.url}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot stat blob {key!r} in {self.url}: {exc.strerror}") from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise NotFound(f"no blob {key!r} in {self.url}")
+        return info.st_size
+
+    def exists(self, key: str) -> bool:
+        """Whether a blob is stored under ``key``."""
+        try:
+            self.size(key)
+        except NotFound:
+            return False
+        return True
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key starting with ``prefix``; temporary files are never listed."""
+        # Walk only below the deepest directory the prefix names.
+        head = prefix.rpartition("/")[0]
+        if head and not is_valid_key(head):
+            return
+        start = self.root / head if head else self.root
+        for dirpath, dirnames, filenames in os.walk(start, onerror=self._walk_error):
+            dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+            relative = Path(dirpath).relative_to(self.root).as_posix()
+            base = "" if relative == "." else f"{relative}/"
+            for name in filenames:
+                key = base + name
+                if key.startswith(prefix) and is_valid_key(key):
+                    yield key
+
+    def check(self) -> None:
+        """Create the root if needed and prove it writable with a probe file."""
+        self._make_dirs(self.root)
+        probe = self.root / f".probe.{secrets.token_hex(8)}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"blob store {self.url} is not writable: {exc.strerror or exc}"
+            ) from exc
+
+    # -- helpers -------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _make_dirs(self, directory: Path) -> Path:
+        """Create ``directory`` and its missing parents, fsyncing each new entry."""
+        missing: list[Path] = []
+        probe = directory
+        while not probe.is_dir():
+            missing.append(probe)
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                if not path.is_dir():
+                    raise self._dir_error(path, "a file is in the way") from None
+            except OSError as exc:
+                raise self._dir_error(path, exc.strerror or str(exc)) from exc
+            _fsync_dir(path.parent)
+        return directory
+
+    def _dir_error(self, path: Path, reason: str) -> ConfigurationError | StorageError:
+        """The store root failing is a configuration error; a blob directory, storage."""
+        where = f"cannot create directory {path}: {reason}"
+        if path == self.root or path in self.root.parents:
+            return ConfigurationError(f"blob store {self.url} is not usable: {where}")
+        return StorageError(f"blob store {self.url}: {where}")
+
+    def _walk_error(self, exc: OSError) -> None:
+        if not isinstance(exc, FileNotFoundError | NotADirectoryError):
+            raise StorageError(f"cannot list {self.url}: {exc.strerror or exc}") from exc
+
+
+def _storage(call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """Run one OS call, turning OSError (disk full, I/O error...) into StorageError."""
+    try:
+        return call(*args, **kwargs)
+    except OSError as exc:
+        raise StorageError(f"blob write failed: {exc.strerror or exc}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or new entry in ``directory`` durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise StorageError(f"cannot open directory {directory}: {exc.strerror}") from exc
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise StorageError(f"cannot fsync directory {directory}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
