@@ -1,0 +1,91 @@
+"""ASGI composition: one ``create_*_app(settings)`` per side of the wall.
+
+Each app builds its context in the lifespan (so importing this module does
+nothing) and mounts the routers of the stages that belong to its side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from dicomhub import __version__
+from dicomhub.context import IntakeContext, PublicContext
+from dicomhub.settings import IntakeSettings, PublicSettings
+from dicomhub.web import pages
+from dicomhub.web.errors import install_error_handlers
+
+WEB = Path(__file__).resolve().parent
+
+
+def _templates(side: str) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=WEB / "templates")
+    templates.env.globals.update(side=side, version=__version__)
+    return templates
+
+
+def _base_app(side: str, lifespan: Callable[[FastAPI], object]) -> FastAPI:
+    app = FastAPI(
+        title=f"dicomhub {side}",
+        version=__version__,
+        lifespan=lifespan,  # type: ignore[arg-type]
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.templates = _templates(side)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    install_error_handlers(app)
+    return app
+
+
+def create_public_app(settings: PublicSettings, context: PublicContext | None = None) -> FastAPI:
+    """The public app: search, collection pages, downloads and the standard APIs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context or PublicContext.from_settings(settings)
+        app.state.context = ctx
+        try:
+            yield
+        finally:
+            if context is None:
+                ctx.close()
+
+    app = _base_app("public", lifespan)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["Content-Length", "Content-Type"],
+        )
+    app.include_router(pages.health_router)
+    app.include_router(pages.public_router)
+    return app
+
+
+def create_intake_app(settings: IntakeSettings, context: IntakeContext | None = None) -> FastAPI:
+    """The intake app: receiving, quarantine, curation (may hold PHI; never public)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context or IntakeContext.from_settings(settings)
+        app.state.context = ctx
+        try:
+            yield
+        finally:
+            if context is None:
+                ctx.close()
+
+    app = _base_app("intake", lifespan)
+    app.include_router(pages.health_router)
+    app.include_router(pages.intake_router)
+    return app
