@@ -48,7 +48,7 @@ def test_public_side_never_imports_intake_or_submit(stage: str) -> None:
 
 
 def test_core_imports_no_stage() -> None:
-    forbidden = tuple(f"dicomhub.{s}" for s in STAGES) + ("dicomhub.web", "dicomhub.cli")
+    forbidden = (*tuple(f"dicomhub.{s}" for s in STAGES), "dicomhub.web", "dicomhub.cli")
     assert violations("core", forbidden) == []
 
 

@@ -19,7 +19,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def test_data_dir_moves_every_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_dir_moves_every_embedded_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DICOMHUB_DATA_DIR", str(tmp_path / "inst"))
     settings = load_settings()
     root = (tmp_path / "inst").resolve()
@@ -71,7 +73,8 @@ def test_short_secret_refused(tmp_path: Path) -> None:
 def test_demo_mode_generates_and_keeps_a_private_secret(tmp_path: Path) -> None:
     first = load_settings(data_dir=tmp_path, demo=True).public().secret_key.get_secret_value()
     again = load_settings(data_dir=tmp_path, demo=True).intake().secret_key.get_secret_value()
-    assert first == again and len(first) >= 32
+    assert first == again
+    assert len(first) >= 32
     secret_file = tmp_path / "keys" / "secret_key"
     assert secret_file.stat().st_mode & 0o777 == 0o600
 

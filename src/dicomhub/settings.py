@@ -34,7 +34,9 @@ def _check_database_url(url: str) -> str:
 def _check_store_url(url: str) -> str:
     scheme = url.split(":", 1)[0] if "://" in url else "file"
     if scheme not in STORE_SCHEMES:
-        raise ValueError(f"unknown store URL scheme {scheme!r}; use file:///path or s3://bucket/prefix")
+        raise ValueError(
+            f"unknown store URL scheme {scheme!r}; use file:///path or s3://bucket/prefix"
+        )
     return url
 
 
@@ -253,7 +255,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConfigurationError(f"invalid setting DICOMHUB_{where.upper()}: {first['msg']}") from exc
+        raise ConfigurationError(
+            f"invalid setting DICOMHUB_{where.upper()}: {first['msg']}"
+        ) from exc
 
 
 PublicSettings.model_rebuild()

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from dicomhub.cli import db, jobs, sample, serve, tokens, users
+from dicomhub.cli import db, demo, jobs, sample, serve, tokens, users
 from dicomhub.errors import ArchiveError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(users.app, name="users", help="Accounts and role grants.")
 app.add_typer(tokens.app, name="tokens", help="API tokens.")
 app.add_typer(jobs.app, name="jobs", help="Bulk jobs and their progress.")
 app.add_typer(sample.app, name="sample", help="Synthetic sample data (no real patient data).")
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

@@ -27,8 +27,12 @@ console = Console()
 def _public_server(settings: Settings) -> uvicorn.Server:
     public = settings.public()
     config = uvicorn.Config(
-        create_public_app(public), host=public.host, port=public.port, log_level="warning",
-        proxy_headers=True, timeout_graceful_shutdown=5,
+        create_public_app(public),
+        host=public.host,
+        port=public.port,
+        log_level="warning",
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(config)
 
@@ -39,8 +43,12 @@ def _intake_server(settings: Settings) -> uvicorn.Server:
     if intake.tls_cert and intake.tls_key:
         tls = {"ssl_certfile": str(intake.tls_cert), "ssl_keyfile": str(intake.tls_key)}
     config = uvicorn.Config(
-        create_intake_app(intake), host=intake.host, port=intake.port, log_level="warning",
-        timeout_graceful_shutdown=5, **tls,  # type: ignore[arg-type]
+        create_intake_app(intake),
+        host=intake.host,
+        port=intake.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+        **tls,  # type: ignore[arg-type]
     )
     return uvicorn.Server(config)
 
@@ -62,7 +70,9 @@ def announce(settings: Settings, *, public: bool, intake: bool, dimse: bool) -> 
         )
 
 
-def run(settings: Settings, *, public: bool = True, intake: bool = True, dimse: bool = True) -> None:
+def run(
+    settings: Settings, *, public: bool = True, intake: bool = True, dimse: bool = True
+) -> None:
     """Run the chosen parts until interrupted."""
     listener = None
     if dimse:

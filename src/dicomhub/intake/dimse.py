@@ -43,14 +43,12 @@ class DimseListener:
         self._server: Any = None
         self._stopped = threading.Event()
 
-    def handlers(self) -> list[tuple[Any, Any]]:
+    def handlers(self) -> list[Any]:
         return [(evt.EVT_CONN_OPEN, _nodelay), (evt.EVT_C_ECHO, _echo)]
 
     def start(self) -> None:
         """Start listening in background threads."""
-        self._server = self.ae.start_server(
-            self.address, block=False, evt_handlers=self.handlers()
-        )
+        self._server = self.ae.start_server(self.address, block=False, evt_handlers=self.handlers())
         LOGGER.info("DIMSE listener %s on %s:%s", self.ae.ae_title, *self.address)
 
     @property

@@ -90,7 +90,9 @@ class Study(Base):
     __tablename__ = "study"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patient.id", ondelete="CASCADE"), index=True
+    )
     study_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
     study_date: Mapped[date | None] = mapped_column(index=True)
     study_time: Mapped[str] = mapped_column(String(32), default="")
@@ -108,9 +110,7 @@ class Series(Base):
     """One DICOM series with the columns search and faceting need."""
 
     __tablename__ = "series"
-    __table_args__ = (
-        Index("ix_series_modality_body_part", "modality", "body_part_examined"),
-    )
+    __table_args__ = (Index("ix_series_modality_body_part", "modality", "body_part_examined"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
