@@ -25,6 +25,10 @@ OnLost = Callable[[str, BaseException], None]
 PROCESS_BOUND = ("inprocess", "dask-local")
 
 
+class ExecutorClosed(RuntimeError):
+    """Handed to ``on_lost`` for jobs dropped, unstarted, because the executor closed."""
+
+
 class Executor(Protocol):
     """Runs job specs somewhere; ``name`` is recorded on each job row."""
 
@@ -37,7 +41,7 @@ class Executor(Protocol):
         """Drop the job if it has not started; True if it was dropped."""
 
     def close(self) -> None:
-        """Stop taking jobs and release the workers, waiting for running jobs."""
+        """Release the workers: running jobs finish, queued ones are dropped (``on_lost``)."""
 
 
 class InProcessExecutor:
@@ -48,6 +52,7 @@ class InProcessExecutor:
     def __init__(self, workers: int = 4) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dicomhub-job")
         self._futures: dict[str, Future[str]] = {}
+        self._dropped: set[str] = set()
         self._lock = threading.Lock()
 
     def submit(self, spec: JobSpec, on_lost: OnLost) -> None:
@@ -59,7 +64,11 @@ class InProcessExecutor:
     def _done(self, job_id: str, future: Future[str], on_lost: OnLost) -> None:
         with self._lock:
             self._futures.pop(job_id, None)
+            asked = job_id in self._dropped
+            self._dropped.discard(job_id)
         if future.cancelled():
+            if not asked:
+                on_lost(job_id, ExecutorClosed("the executor closed before the job started"))
             return
         exc = future.exception()
         if exc is not None:
@@ -68,7 +77,10 @@ class InProcessExecutor:
     def cancel(self, job_id: str) -> bool:
         with self._lock:
             future = self._futures.get(job_id)
-        return future is not None and future.cancel()
+            if future is None:
+                return False
+            self._dropped.add(job_id)
+        return future.cancel()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -111,6 +123,7 @@ class DaskExecutor:
             )
             self.client = Client(self._cluster)  # type: ignore[no-untyped-call]
         self._futures: dict[str, Any] = {}
+        self._dropped: set[str] = set()
         self._lock = threading.Lock()
 
     def submit(self, spec: JobSpec, on_lost: OnLost) -> None:
@@ -123,7 +136,11 @@ class DaskExecutor:
     def _done(self, job_id: str, future: Any, on_lost: OnLost) -> None:
         with self._lock:
             self._futures.pop(job_id, None)
-        if future.status == "error":
+            asked = job_id in self._dropped
+            self._dropped.discard(job_id)
+        if future.status == "cancelled" and not asked:
+            on_lost(job_id, ExecutorClosed("dask cancelled the job before it ended"))
+        elif future.status == "error":
             exc = future.exception()
             LOGGER.error("dask lost job %s: %s", job_id, exc)
             on_lost(job_id, exc)
@@ -131,8 +148,9 @@ class DaskExecutor:
     def cancel(self, job_id: str) -> bool:
         with self._lock:
             future = self._futures.get(job_id)
-        if future is None or future.status != "pending":
-            return False
+            if future is None or future.status != "pending":
+                return False
+            self._dropped.add(job_id)
         future.cancel()
         return True
 
