@@ -14,7 +14,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from dicomhub.context import IntakeContext
+from dicomhub.context import IntakeContext, PublicContext
 from dicomhub.intake.dimse import DimseListener
 from dicomhub.settings import Settings, load_settings
 from dicomhub.web.app import create_intake_app, create_public_app
@@ -24,10 +24,10 @@ app = typer.Typer(invoke_without_command=True)
 console = Console()
 
 
-def _public_server(settings: Settings) -> uvicorn.Server:
-    public = settings.public()
+def _public_server(settings: Settings, context: PublicContext) -> uvicorn.Server:
+    public = context.settings
     config = uvicorn.Config(
-        create_public_app(public),
+        create_public_app(public, context),
         host=public.host,
         port=public.port,
         log_level="warning",
@@ -37,13 +37,13 @@ def _public_server(settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def _intake_server(settings: Settings) -> uvicorn.Server:
-    intake = settings.intake()
+def _intake_server(settings: Settings, context: IntakeContext) -> uvicorn.Server:
+    intake = context.settings
     tls = {}
     if intake.tls_cert and intake.tls_key:
         tls = {"ssl_certfile": str(intake.tls_cert), "ssl_keyfile": str(intake.tls_key)}
     config = uvicorn.Config(
-        create_intake_app(intake),
+        create_intake_app(intake, context),
         host=intake.host,
         port=intake.port,
         log_level="warning",
@@ -73,16 +73,22 @@ def announce(settings: Settings, *, public: bool, intake: bool, dimse: bool) -> 
 def run(
     settings: Settings, *, public: bool = True, intake: bool = True, dimse: bool = True
 ) -> None:
-    """Run the chosen parts until interrupted."""
+    """Run the chosen parts until interrupted.
+
+    Contexts are built (and checked) before anything listens, so a bad setting
+    or an unmigrated database stops the start with one clear line.
+    """
+    public_context = PublicContext.from_settings(settings.public()) if public else None
+    intake_context = IntakeContext.from_settings(settings.intake()) if intake else None
     listener = None
     if dimse:
         listener = DimseListener(IntakeContext.from_settings(settings.intake()))
         listener.start()
     servers = []
-    if public:
-        servers.append(_public_server(settings))
-    if intake:
-        servers.append(_intake_server(settings))
+    if public_context is not None:
+        servers.append(_public_server(settings, public_context))
+    if intake_context is not None:
+        servers.append(_intake_server(settings, intake_context))
     announce(settings, public=public, intake=intake, dimse=dimse)
     try:
         if servers:
@@ -94,6 +100,9 @@ def run(
     finally:
         if listener is not None:
             listener.stop()
+        for context in (public_context, intake_context):
+            if context is not None:
+                context.close()
 
 
 async def _serve_all(servers: list[uvicorn.Server]) -> None:
