@@ -110,16 +110,15 @@ class S3Store:
         """Store ``source`` under ``key``: verified by the server, atomic, replacing any old."""
         name = self._name(key)
         digests = Digests()
-        buffer = bytearray()
+        head = bytearray()
         chunks = iter_source(source)
         for chunk in chunks:
             digests.update(chunk)
-            buffer += chunk
-            if len(buffer) > self.multipart_threshold:
-                self._multipart(name, buffer, chunks, digests)
+            head += chunk
+            if len(head) > self.multipart_threshold:
+                self._put_multipart(key, name, head, chunks, digests)
                 break
         else:
-            body = bytes(buffer)
             info = digests.info(key)
             self._call(
                 "store",
@@ -127,65 +126,27 @@ class S3Store:
                 self._client.put_object,
                 Bucket=self.bucket,
                 Key=name,
-                Body=body,
+                Body=head,
                 ContentMD5=_b64(bytes.fromhex(info.md5)),
                 ChecksumSHA256=_b64(bytes.fromhex(info.sha256)),
             )
         LOGGER.debug("stored %s (%d bytes) in %s", key, digests.size, self.url)
         return digests.info(key)
 
-    def _multipart(
-        self, name: str, buffer: bytearray, chunks: Iterator[bytes], digests: Digests
+    def _put_multipart(
+        self, key: str, name: str, head: bytearray, chunks: Iterator[bytes], digests: Digests
     ) -> None:
-        """Upload ``buffer`` and the rest of ``chunks`` in parts; abort on any failure."""
-        key = name[len(self.prefix) :]
-        created = self._call(
-            "store", key, self._client.create_multipart_upload, Bucket=self.bucket, Key=name
-        )
-        upload_id: str = created["UploadId"]
-        parts: list[dict[str, Any]] = []
+        """Send ``head`` and the rest of ``chunks`` as parts; abort on any failure."""
+        upload = _Multipart(self, key, name)
         try:
+            upload.start(head)
             for chunk in chunks:
                 digests.update(chunk)
-                buffer += chunk
-                while len(buffer) >= self.part_size:
-                    parts.append(self._part(name, upload_id, len(parts) + 1, buffer))
-            if buffer or not parts:
-                parts.append(self._part(name, upload_id, len(parts) + 1, buffer))
-            self._call(
-                "store",
-                key,
-                self._client.complete_multipart_upload,
-                Bucket=self.bucket,
-                Key=name,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+                upload.write(chunk)
+            upload.finish()
         except BaseException:
-            try:
-                self._client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=name, UploadId=upload_id
-                )
-            except (BotoCoreError, ClientError) as exc:
-                LOGGER.warning("could not abort upload %s of %s: %s", upload_id, name, exc)
+            upload.abort()
             raise
-
-    def _part(self, name: str, upload_id: str, number: int, buffer: bytearray) -> dict[str, Any]:
-        """Send the first ``part_size`` bytes of ``buffer`` (removing them) as part ``number``."""
-        body = bytes(buffer[: self.part_size])
-        del buffer[: self.part_size]
-        sent = self._call(
-            "store",
-            name[len(self.prefix) :],
-            self._client.upload_part,
-            Bucket=self.bucket,
-            Key=name,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=body,
-            ContentMD5=_b64(hashlib.md5(body, usedforsecurity=False).digest()),
-        )
-        return {"ETag": sent["ETag"], "PartNumber": number}
 
     def delete(self, key: str) -> None:
         """Remove the blob; a missing key is not an error."""
@@ -292,6 +253,85 @@ class S3Store:
         if isinstance(exc, ClientError) and _code(exc) == "NoSuchBucket":
             return StorageError(f"cannot {action} {key!r}: bucket {self.bucket!r} does not exist")
         return StorageError(f"cannot {action} blob {key!r} in {self.url}: {exc}")
+
+
+class _Multipart:
+    """One multipart upload, fed chunk by chunk; holds at most about one part in memory."""
+
+    def __init__(self, store: S3Store, key: str, name: str) -> None:
+        self._store = store
+        self._key = key
+        self._name = name
+        self._size = store.part_size
+        self._parts: list[dict[str, Any]] = []
+        self._part = bytearray()
+        created = store._call(
+            "store", key, store._client.create_multipart_upload, Bucket=store.bucket, Key=name
+        )
+        self._id: str = created["UploadId"]
+
+    def start(self, head: bytearray) -> None:
+        """Take over ``head`` (no copy) as the first part(s)."""
+        self._part = head
+        while len(self._part) >= self._size:
+            rest = self._part[self._size :]
+            del self._part[self._size :]
+            self._send()
+            self._part = rest
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``, sending each part as soon as it is full."""
+        offset = 0
+        with memoryview(data) as view:
+            while offset < len(data):
+                take = min(self._size - len(self._part), len(data) - offset)
+                self._part += view[offset : offset + take]
+                offset += take
+                if len(self._part) == self._size:
+                    self._send()
+
+    def finish(self) -> None:
+        """Send the last (short) part and make the object visible."""
+        if self._part or not self._parts:
+            self._send()
+        store = self._store
+        store._call(
+            "store",
+            self._key,
+            store._client.complete_multipart_upload,
+            Bucket=store.bucket,
+            Key=self._name,
+            UploadId=self._id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    def abort(self) -> None:
+        """Drop the parts sent so far; nothing ever became visible."""
+        store = self._store
+        try:
+            store._client.abort_multipart_upload(
+                Bucket=store.bucket, Key=self._name, UploadId=self._id
+            )
+        except (BotoCoreError, ClientError) as exc:
+            LOGGER.warning("could not abort upload %s of %s: %s", self._id, self._name, exc)
+
+    def _send(self) -> None:
+        body, self._part = self._part, bytearray()
+        number = len(self._parts) + 1
+        store = self._store
+        sent = store._call(
+            "store",
+            self._key,
+            store._client.upload_part,
+            Bucket=store.bucket,
+            Key=self._name,
+            UploadId=self._id,
+            PartNumber=number,
+            Body=body,
+            ContentMD5=_b64(hashlib.md5(body, usedforsecurity=False).digest()),
+        )
+        self._parts.append({"ETag": sent["ETag"], "PartNumber": number})
+        body.clear()  # free it now, even if a caller still holds the bytearray
 
 
 class _S3Chunks(ChunkStream):
