@@ -4,7 +4,7 @@ No real patient data is used anywhere; names, identifiers, dates and pixels come
 seeded generators. ``make_sample`` is the entry point; ``dicomhub sample make`` wraps it.
 """
 
-from dicomhub.sample.collection import make_sample, plan_sample
+from dicomhub.sample.collection import check_out, make_sample, plan_sample
 from dicomhub.sample.manifest import FileEntry, PatientEntry, PhiHit, SampleManifest
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "PatientEntry",
     "PhiHit",
     "SampleManifest",
+    "check_out",
     "make_sample",
     "plan_sample",
 ]

@@ -54,7 +54,8 @@ def plan_sample(patients: int, seed: int = 0, small: bool = True) -> list[Patien
     return plans
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
+    """Refuse a regular file or a non-empty directory, so nothing is ever overwritten."""
     if out.exists() and not out.is_dir():
         raise BadRequest(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
@@ -86,7 +87,7 @@ def make_sample(
     """
     out = Path(out)
     plans = plan_sample(patients, seed, small)
-    _check_out(out)
+    check_out(out)
     total = sum(s.count for p in plans for st in p.studies for s in st.series)
     manifest = SampleManifest(seed=seed, small=small)
     uids = UidFactory(seed)
@@ -113,7 +114,9 @@ def make_sample(
     return manifest
 
 
-def _pixel_rng(seed: int, plan: PatientPlan, study: StudyPlan, series: SeriesPlan) -> np.random.Generator:
+def _pixel_rng(
+    seed: int, plan: PatientPlan, study: StudyPlan, series: SeriesPlan
+) -> np.random.Generator:
     return np.random.default_rng([seed, plan.patient.index, study.index, series.number])
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import numpy as np
 from pydicom import Dataset
-from pydicom.pixels import pack_bits
+from pydicom.pixels.utils import pack_bits
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import UID

@@ -111,7 +111,7 @@ def _walk(ds: Dataset, prefix: str, private: bool) -> Iterator[tuple[str, DataEl
 
 def find_phi(ds: Dataset, phi: dict[str, str]) -> list[PhiHit]:
     """Every (kind, element) pair where a planted PHI string occurs in ``ds``."""
-    hits = []
+    hits: list[PhiHit] = []
     for path, elem, private in _walk(ds, "", False):
         text = _text(elem)
         if not text:

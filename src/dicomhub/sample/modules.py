@@ -152,14 +152,12 @@ def add_series(ds: Dataset, ctx: Context) -> None:
     request.RequestedProcedureID = f"RP{study.accession}"[:16]
     request.RequestedProcedureDescription = study.description[:64]
     request.ScheduledProcedureStepID = f"SPS{study.study_id}"
-    request.ScheduledProcedureStepDescription = f"{study.study_id} for {patient.name.display}"[
-        :64
-    ]
+    request.ScheduledProcedureStepDescription = f"{study.study_id} for {patient.name.display}"[:64]
     request.ReasonForTheRequestedProcedure = (
         f"Ordered by {patient.referring.display}; follow-up, DOB {patient.birth_date.isoformat()}"
     )[:64]
     request.RequestedProcedureCodeSequence = Sequence(
-        [code(study.study_id[:2] + "ROUTINE", "99HOSP", study.description[:40])]
+        [code(study.study_id[:2] + "ROUTINE", "99HOSP", study.procedure[:64])]
     )
     ds.RequestAttributesSequence = Sequence([request])
 

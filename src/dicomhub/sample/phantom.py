@@ -15,7 +15,8 @@ _GLYPH_COLS = 5
 def _ellipse(rows: int, cols: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
     """Boolean mask of an ellipse given in fractions of the image size."""
     y, x = np.ogrid[:rows, :cols]
-    return ((y / rows - cy) / ry) ** 2 + ((x / cols - cx) / rx) ** 2 <= 1.0
+    inside: np.ndarray = ((y / rows - cy) / ry) ** 2 + ((x / cols - cx) / rx) ** 2 <= 1.0
+    return inside
 
 
 def liver_mask(rows: int, cols: int, fraction: float) -> np.ndarray:

@@ -133,26 +133,46 @@ _SMALL = {"ct": (64, 64), "mr": (64, 64), "pt": (32, 32), "us": (60, 80), "sc": 
 _FULL = {"ct": (512, 512), "mr": (256, 256), "pt": (128, 128), "us": (480, 640), "sc": (512, 512)}
 _LAYOUT: list[tuple[str, str, str, list[tuple[str, str, UID, str, list[int]]]]] = [
     # study code, description, body part, series: (kind, description, syntax, scanner, refs)
-    ("CT", "CT CHEST ABDOMEN PELVIS W CONTRAST", "CHEST", [
-        ("ct_scout", "Topogram 0.6 T20s", ExplicitVRLittleEndian, "ct", []),
-        ("ct", "AXIAL 5mm STND", ExplicitVRLittleEndian, "ct", [1]),
-        ("ct", "AXIAL 1.25mm LUNG", JPEG2000Lossless, "ct", [1]),
-        ("seg", "Liver segmentation", ExplicitVRLittleEndian, "ws", [2]),
-        ("sc", "Dose Report", RLELossless, "ct", []),
-        ("sr", "Radiology Report", DeflatedExplicitVRLittleEndian, "ws", [2, 3, 4]),
-    ]),
-    ("MR", "MR BRAIN W WO CONTRAST", "HEAD", [
-        ("mr", "t1_mprage_tra", JPEGLSLossless, "mr", []),
-        ("mr", "t2_tse_tra", ImplicitVRLittleEndian, "mr", []),
-        ("sr_text", "MR Preliminary Report", ExplicitVRLittleEndian, "ws", [1, 2]),
-    ]),
-    ("PT", "PET-CT WHOLE BODY FDG", "WHOLEBODY", [
-        ("ct", "CT AC 3.0 B19f", ImplicitVRLittleEndian, "petct", []),
-        ("pt", "PET WB AC 3D", RLELossless, "petct", []),
-    ]),
-    ("US", "US ABDOMEN COMPLETE", "ABDOMEN", [
-        ("us", "Abdomen", ExplicitVRLittleEndian, "us", []),
-    ]),
+    (
+        "CT",
+        "CT CHEST ABDOMEN PELVIS W CONTRAST",
+        "CHEST",
+        [
+            ("ct_scout", "Topogram 0.6 T20s", ExplicitVRLittleEndian, "ct", []),
+            ("ct", "AXIAL 5mm STND", ExplicitVRLittleEndian, "ct", [1]),
+            ("ct", "AXIAL 1.25mm LUNG", JPEG2000Lossless, "ct", [1]),
+            ("seg", "Liver segmentation", ExplicitVRLittleEndian, "ws", [2]),
+            ("sc", "Dose Report", RLELossless, "ct", []),
+            ("sr", "Radiology Report", DeflatedExplicitVRLittleEndian, "ws", [2, 3, 4]),
+        ],
+    ),
+    (
+        "MR",
+        "MR BRAIN W WO CONTRAST",
+        "HEAD",
+        [
+            ("mr", "t1_mprage_tra", JPEGLSLossless, "mr", []),
+            ("mr", "t2_tse_tra", ImplicitVRLittleEndian, "mr", []),
+            ("sr_text", "MR Preliminary Report", ExplicitVRLittleEndian, "ws", [1, 2]),
+        ],
+    ),
+    (
+        "PT",
+        "PET-CT WHOLE BODY FDG",
+        "WHOLEBODY",
+        [
+            ("ct", "CT AC 3.0 B19f", ImplicitVRLittleEndian, "petct", []),
+            ("pt", "PET WB AC 3D", RLELossless, "petct", []),
+        ],
+    ),
+    (
+        "US",
+        "US ABDOMEN COMPLETE",
+        "ABDOMEN",
+        [
+            ("us", "Abdomen", ExplicitVRLittleEndian, "us", []),
+        ],
+    ),
 ]
 
 
