@@ -38,7 +38,8 @@ def ct_slice(rows: int, cols: int, fraction: float, rng: np.random.Generator) ->
     hu[liver_mask(rows, cols, fraction)] = 65.0
     hu[_ellipse(rows, cols, 0.75, 0.5, 0.06, 0.05)] = 700.0
     hu += rng.normal(0.0, 12.0, hu.shape)
-    return np.clip(np.rint(hu), -1024, 3071)
+    clipped: np.ndarray = np.clip(np.rint(hu), -1024, 3071)
+    return clipped
 
 
 def mr_slice(rows: int, cols: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
