@@ -8,6 +8,7 @@ from dicomhub.core.db.base import Base, utcnow
 from dicomhub.core.db.catalog import Access, Collection, Instance, Patient, Series, Site, Study
 from dicomhub.core.db.engine import make_engine, make_sessionmaker, session_scope
 from dicomhub.core.db.ops import AuditEvent, Job
+from dicomhub.core.db.public import Basket, BasketItem
 from dicomhub.core.db.quarantine import QuarantineItem, QuarantineState
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "Basket",
+    "BasketItem",
     "Collection",
     "Instance",
     "Job",
