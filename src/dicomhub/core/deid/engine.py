@@ -1,0 +1,316 @@
+"""The de-identification engine: one recursive pass over a dataset, driven by a compiled plan.
+
+The dataset is changed **in place**. A copy would cost a deep copy of every element
+(pixel data included) per instance, for nothing: the pipeline reads each file into a
+fresh dataset that it owns and writes the result; a caller that needs the original copies
+it first. On error (e.g. an unmapped patient) the dataset is left half-changed and must be
+discarded; the pipeline quarantines the source file, never this object.
+
+Elements the plan keeps are never converted from their raw form, so pixel data is never
+decoded and most of a file costs one dict lookup per element.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pydicom.datadict import keyword_dict
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+from pydicom.valuerep import PersonName
+
+from dicomhub.core.deid import table as t
+from dicomhub.core.deid.dates import BadDate, shift_values
+from dicomhub.core.deid.provenance import add_provenance
+from dicomhub.core.deid.recipe import Recipe
+from dicomhub.core.deid.text import TextCleaner, dummy_for
+from dicomhub.core.deid.uids import UidHasher
+from dicomhub.errors import Rejected
+
+LOGGER = logging.getLogger(__name__)
+
+#: original PatientID -> (archive PatientID, archive PatientName or None for the ID).
+PatientMap = Mapping[str, tuple[str, str | None]]
+
+#: Attributes whose values the text cleaner removes wherever they appear in free text.
+IDENTIFYING_KEYWORDS = (
+    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
+    "PatientMotherBirthName", "AccessionNumber", "ReferringPhysicianName",
+    "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "OperatorsName",
+    "RequestingPhysician", "PatientAddress", "PatientTelephoneNumbers", "MedicalRecordLocator",
+    "StudyID", "IssuerOfPatientID",
+)  # fmt: skip
+FILE_META_REMOVE = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)
+FILE_META_PRIVATE = (0x00020100, 0x00020102)
+
+
+class UnmappedPatientError(Rejected):
+    """The instance's patient is not in the ID map (or it has no PatientID).
+
+    The submitter quarantines the file locally; an identity is never guessed. The
+    original PatientID is on ``patient_id`` (never in the message: it is PHI).
+    """
+
+    code = "unmapped_patient"
+
+    def __init__(self, message: str, *, patient_id: str | None = None) -> None:
+        super().__init__(message)
+        self.patient_id = patient_id
+
+
+@dataclass(slots=True, frozen=True)
+class DeidIssue:
+    """Something the engine had to do that a person may want to know about."""
+
+    path: str
+    tag: int
+    reason: str
+
+
+@dataclass(slots=True)
+class DeidResult:
+    """The de-identified dataset (same object as the input) and what the run recorded.
+
+    ``uid_map`` and ``patient`` (old → new) are for the site's local mapping files; they
+    hold PHI and are never sent.
+    """
+
+    dataset: Dataset
+    recipe_hash: str
+    uid_map: dict[str, str] = field(default_factory=dict)
+    patient: tuple[str, str] | None = None
+    issues: list[DeidIssue] = field(default_factory=list)
+
+
+class Deidentifier:
+    """A recipe compiled once, applied to many instances (reuse it for a whole run).
+
+    Parameters
+    ----------
+    recipe:
+        The kit's recipe.
+    patients:
+        ID map, original PatientID → (new ID, new name or None to use the new ID). When
+        given, every instance must be in it. None leaves PatientID to the table (Z/D),
+        which suits re-running the engine over data already pseudonymised.
+    """
+
+    def __init__(self, recipe: Recipe, *, patients: PatientMap | None = None) -> None:
+        self.recipe = recipe
+        self.patients = patients
+        self.plan = t.compile_plan(recipe, map_patients=patients is not None)
+        self.hasher = UidHasher(recipe.uid_root, recipe.uid_secret.get_secret_value().encode())
+        self.recipe_hash = recipe.recipe_hash()
+
+    def __call__(self, ds: Dataset) -> DeidResult:
+        """De-identify ``ds`` in place; raise :class:`UnmappedPatientError` before any change."""
+        run = _Run(self, ds)
+        run.walk(ds, "", top=True)
+        run.file_meta(ds)
+        add_provenance(ds, self.recipe, self.recipe_hash)
+        return run.result
+
+
+@lru_cache(maxsize=8)
+def _shared(recipe: Recipe) -> Deidentifier:
+    return Deidentifier(recipe)
+
+
+def deidentify(ds: Dataset, recipe: Recipe, *, patients: PatientMap | None = None) -> DeidResult:
+    """De-identify ``ds`` in place under ``recipe``.
+
+    Convenience over :class:`Deidentifier`; without an ID map the compiled plan is cached
+    per recipe. Prefer one ``Deidentifier`` per run when mapping patients.
+    """
+    engine = _shared(recipe) if patients is None else Deidentifier(recipe, patients=patients)
+    return engine(ds)
+
+
+class _Run:
+    """State of one instance's pass: mappings, issues, the patient and the text cleaner."""
+
+    __slots__ = ("cleaner", "engine", "new_name", "old_id", "result")
+
+    def __init__(self, engine: Deidentifier, ds: Dataset) -> None:
+        self.engine = engine
+        self.result = DeidResult(dataset=ds, recipe_hash=engine.recipe_hash)
+        self.old_id = ""
+        self.new_name: str | None = None
+        if engine.patients is not None:
+            self.old_id = _text(ds.get(t.PATIENT_ID_TAG))
+            if not self.old_id:
+                raise UnmappedPatientError("instance has no PatientID to map")
+            self.result.patient = (self.old_id, self._map_id(self.old_id))
+        self.cleaner = _make_cleaner(ds) if engine.plan.has_clean_text else None
+
+    def _map_id(self, old: str) -> str:
+        patients = self.engine.patients
+        assert patients is not None
+        entry = patients.get(old)
+        if entry is None:
+            raise UnmappedPatientError("patient is not in the ID map", patient_id=old)
+        if old == self.old_id:
+            self.new_name = entry[1] or entry[0]
+        return entry[0]
+
+    def walk(self, ds: Dataset, path: str, *, top: bool) -> None:
+        """Apply the plan to every element of ``ds`` and, through sequences, below it."""
+        plan = self.engine.plan
+        cache = plan.cache
+        raw = ds._dict
+        private: list[BaseTag] = []
+        for tag in list(raw):
+            if tag >> 16 & 1:
+                private.append(tag)
+                continue
+            act = cache.get(tag)
+            if act is None:
+                act = plan.action(tag, raw[tag].VR)
+            if act == t.KEEP:
+                continue
+            if act == t.REMOVE:
+                del ds[tag]
+            else:
+                self.apply(ds, tag, act, path, top=top)
+        if private:
+            self.private(ds, private, path)
+
+    def apply(self, ds: Dataset, tag: BaseTag, act: int, path: str, *, top: bool) -> None:
+        """Carry out one non-trivial action on ``ds[tag]``."""
+        elem = ds[tag]
+        if act == t.RECURSE:
+            if elem.VR == "SQ":
+                for i, item in enumerate(elem.value):
+                    self.walk(item, f"{path}({tag:08X})[{i}]", top=False)
+        elif act == t.UID:
+            self.uids(elem)
+        elif act in (t.SHIFT_DA, t.SHIFT_DT):
+            self.dates(ds, elem, path, datetime=act == t.SHIFT_DT)
+        elif act == t.EMPTY:
+            elem.value = Sequence() if elem.VR == "SQ" else None
+        elif act == t.DUMMY:
+            elem.value = Sequence([Dataset()]) if elem.VR == "SQ" else dummy_for(elem.VR)
+        elif act == t.CLEAN_TEXT:
+            self.clean(elem)
+        elif act == t.PATIENT_ID:
+            self.patient_id(elem, top=top)
+        elif act == t.PATIENT_NAME:
+            elem.value = self.new_name if top else None
+
+    def uids(self, elem: DataElement) -> None:
+        """Replace every value of a UI element by its keyed hash (well-known ones stay)."""
+        value = elem.value
+        if not value:
+            return
+        if isinstance(value, str):
+            elem.value = self.uid(value)
+        else:
+            elem.value = [self.uid(str(v)) for v in value]
+
+    def uid(self, old: str) -> str:
+        """One UID's replacement, recorded in the result's map."""
+        old = old.strip()
+        new = self.engine.hasher(old)
+        if new != old:
+            self.result.uid_map[old] = new
+        return new
+
+    def dates(self, ds: Dataset, elem: DataElement, path: str, *, datetime: bool) -> None:
+        """Shift DA/DT by the recipe's offset; remove and report what cannot be shifted."""
+        value = elem.value
+        if value is None or value == "":
+            return
+        text = value if isinstance(value, str) else "\\".join(str(v) for v in value)
+        try:
+            elem.value = shift_values(text, self.engine.recipe.date_offset_days, datetime=datetime)
+        except BadDate:
+            del ds[elem.tag]
+            self.result.issues.append(DeidIssue(path, int(elem.tag), "invalid date removed"))
+
+    def clean(self, elem: DataElement) -> None:
+        """Free text with dates and known identifiers removed."""
+        value = elem.value
+        if not value or self.cleaner is None:
+            return
+        if isinstance(value, str | PersonName):
+            elem.value = self.cleaner(str(value)) or None
+            return
+        cleaned = [c for c in (self.cleaner(str(v)) for v in value) if c]
+        elem.value = cleaned or None
+
+    def patient_id(self, elem: DataElement, *, top: bool) -> None:
+        """Map PatientID; a nested PatientID of an unknown patient is refused too."""
+        if top:
+            assert self.result.patient is not None
+            elem.value = self.result.patient[1]
+            return
+        old = _text(elem)
+        if old:
+            elem.value = self._map_id(old)
+
+    def private(self, ds: Dataset, tags: list[BaseTag], path: str) -> None:
+        """Keep only private attributes the recipe keeps, matched by creator, never raw tag."""
+        plan = self.engine.plan
+        creators: dict[int, str] = {}
+        for tag in tags:
+            element = tag & 0xFFFF
+            if 0x10 <= element <= 0xFF:
+                creators[(tag >> 16) << 8 | element] = _text(ds[tag])
+        used: set[int] = set()
+        for tag in tags:
+            element = tag & 0xFFFF
+            if 0x10 <= element <= 0xFF:
+                continue
+            block = (tag >> 16) << 8 | element >> 8
+            creator = creators.get(block) if element > 0xFF else None
+            disposition = (
+                plan.private_keep.get((tag >> 16, creator, element & 0xFF)) if creator else None
+            )
+            if disposition is None:
+                del ds[tag]
+                continue
+            act = t.private_action(plan, disposition, ds[tag].VR)
+            if act == t.REMOVE:
+                del ds[tag]
+                continue
+            used.add(block)
+            if act != t.KEEP:
+                self.apply(ds, tag, act, path, top=False)
+        for block in creators.keys() - used:
+            del ds[BaseTag((block >> 8) << 16 | block & 0xFF)]
+
+    def file_meta(self, ds: Dataset) -> None:
+        """Hash MediaStorageSOPInstanceUID like SOPInstanceUID; drop AE titles and addresses."""
+        meta = getattr(ds, "file_meta", None)
+        if meta is None:
+            return
+        for tag in (*FILE_META_REMOVE, *FILE_META_PRIVATE):
+            if tag in meta:
+                del meta[tag]
+        if 0x00020003 in meta and not self.engine.recipe.retain_uids:
+            self.uids(meta[0x00020003])
+
+
+def _text(elem: DataElement | None) -> str:
+    if elem is None or elem.value is None:
+        return ""
+    return str(elem.value).strip()
+
+
+def _make_cleaner(ds: Dataset) -> TextCleaner:
+    values: list[str] = []
+    for keyword in IDENTIFYING_KEYWORDS:
+        tag = keyword_dict[keyword]
+        elem = ds[tag] if tag in ds else None
+        if elem is not None and elem.value:
+            value = elem.value
+            if elem.VM > 1:
+                values.extend(str(v) for v in value)
+            else:
+                values.append(str(value))
+    return TextCleaner(values)

@@ -1,0 +1,100 @@
+"""Dummy values (action D) and free-text cleaning (action C on descriptors).
+
+Cleaning cannot understand prose; it removes what a machine can recognise as identifying:
+dates in the common written forms, the patient's own name parts and identifiers (collected
+from the instance before it is changed), and long digit runs that look like record numbers.
+What is left is kept; an attribute left blank by cleaning becomes zero length.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pydicom.sequence import Sequence
+
+_MONTHS = (
+    "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    "|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+DATE_PATTERNS = re.compile(
+    r"\b(?:"
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"  # 2020-01-15, 2020/1/15, 2020.01.15
+    r"|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"  # 15.01.2020, 01/15/2020, 1-15-20
+    r"|(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # 20200115
+    rf"|\d{{1,2}}\s*(?:{_MONTHS})\.?,?\s*\d{{2,4}}"  # 15 Jan 2020
+    rf"|(?:{_MONTHS})\.?\s*\d{{1,2}}(?:st|nd|rd|th)?,?\s*\d{{2,4}}"  # January 15, 2020
+    rf"|(?:{_MONTHS})\.?\s+(?:19|20)\d{{2}}"  # Jan 2020
+    r")\b",
+    re.IGNORECASE,
+)
+LONG_DIGITS = re.compile(r"\d{5,}")
+
+#: D (dummy) values by VR; UI is hashed and SQ becomes one empty item elsewhere.
+DUMMIES: dict[str, object] = {
+    "AE": "ANONYMIZED",
+    "AS": "000Y",
+    "CS": "ANONYMIZED",
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "LO": "ANONYMIZED",
+    "LT": "ANONYMIZED",
+    "PN": "ANONYMIZED",
+    "SH": "ANONYMIZED",
+    "ST": "ANONYMIZED",
+    "UC": "ANONYMIZED",
+    "UT": "ANONYMIZED",
+    "UR": "ANONYMIZED",
+    "DS": "0",
+    "IS": "0",
+    "FL": 0.0,
+    "FD": 0.0,
+    "SL": 0,
+    "SS": 0,
+    "UL": 0,
+    "US": 0,
+    "SV": 0,
+    "UV": 0,
+    "AT": 0,
+    "OB": b"\x00\x00",
+    "OD": b"\x00" * 8,
+    "OF": b"\x00" * 4,
+    "OL": b"\x00" * 4,
+    "OV": b"\x00" * 8,
+    "OW": b"\x00\x00",
+    "UN": b"\x00\x00",
+}
+
+
+def dummy_for(vr: str) -> object:
+    """A non-empty, VR-conformant, meaningless value."""
+    if vr == "SQ":
+        return Sequence([])  # the engine adds one empty item
+    return DUMMIES.get(vr, "ANONYMIZED")
+
+
+class TextCleaner:
+    """Removes dates, known identifiers and long digit runs from free text."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self, identifiers: Iterable[str]) -> None:
+        tokens = sorted(
+            {t for value in identifiers for t in re.split(r"[\^\s,=]+", value) if len(t) >= 3},
+            key=len,
+            reverse=True,
+        )
+        self._known = (
+            re.compile(r"\b(?:" + "|".join(map(re.escape, tokens)) + r")\b", re.IGNORECASE)
+            if tokens
+            else None
+        )
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every recognised identifier removed (whitespace tidied)."""
+        out = DATE_PATTERNS.sub("", text)
+        if self._known is not None:
+            out = self._known.sub("", out)
+        out = LONG_DIGITS.sub("", out)
+        return re.sub(r"[ \t]{2,}", " ", out).strip()
