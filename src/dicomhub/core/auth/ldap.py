@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import warnings
 from typing import Any
 
-from ldap3 import BASE, NONE, SIMPLE, Connection, Server
-from ldap3.core.exceptions import LDAPException
-from ldap3.utils.dn import escape_rdn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,6 +25,13 @@ from dicomhub.core.auth.users import USERNAME_RE, create_user, grant_role, princ
 from dicomhub.core.db import User, utcnow
 from dicomhub.errors import ArchiveError, ConfigurationError, Unauthorized
 from dicomhub.settings import LdapSettings
+
+with warnings.catch_warnings():
+    # ldap3 2.9.1 imports pyasn1 names that pyasn1 0.6 deprecates; harmless, silenced here.
+    warnings.filterwarnings("ignore", r".* is deprecated\. Please use", DeprecationWarning)
+    from ldap3 import BASE, NONE, SIMPLE, Connection, Server
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.utils.dn import escape_rdn
 
 LOGGER = logging.getLogger(__name__)
 
@@ -112,7 +118,8 @@ def _bind(settings: LdapSettings, dn: str, password: str, timeout: float) -> dic
             user=dn,
             password=password,
             authentication=SIMPLE,
-            receive_timeout=timeout,
+            # ldap3 packs this into SO_RCVTIMEO, which takes whole seconds.
+            receive_timeout=max(1, math.ceil(timeout)),
             read_only=True,
             raise_exceptions=False,
         )
@@ -131,8 +138,13 @@ def _bind(settings: LdapSettings, dn: str, password: str, timeout: float) -> dic
             f"the directory server {settings.url} is unreachable; try again later"
         ) from exc
     finally:
-        with contextlib.suppress(LDAPException):  # a dead socket has nothing left to close
+        with contextlib.suppress(LDAPException, OSError):
             connection.unbind()
+        # ldap3 leaves the socket of a failed connect open; close it ourselves.
+        sock = getattr(connection, "socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 def _own_entry(connection: Connection, dn: str) -> dict[str, Any]:
