@@ -159,7 +159,8 @@ def test_seg_and_sr_reference_ct(datasets: dict[str, Dataset]) -> None:
     series_modality = {ds.SeriesInstanceUID: ds.Modality for ds in datasets.values()}
     segs = [ds for ds in datasets.values() if ds.Modality == "SEG"]
     srs = [ds for ds in datasets.values() if ds.Modality == "SR"]
-    assert len(segs) == 2 and len(srs) == 4
+    assert len(segs) == 2
+    assert len(srs) == 4
     for seg in segs:
         ref = seg.ReferencedSeriesSequence[0]
         assert series_modality[ref.SeriesInstanceUID] == "CT"
@@ -185,7 +186,8 @@ def test_geometry_and_times(datasets: dict[str, Dataset]) -> None:
         assert [int(d.InstanceNumber) for d in members] == list(range(1, len(members) + 1))
         for ds in members:
             assert ds.StudyDate == ds.SeriesDate == ds.ContentDate
-            assert ds.SeriesTime >= ds.StudyTime and ds.ContentTime >= ds.StudyTime
+            assert ds.SeriesTime >= ds.StudyTime
+            assert ds.ContentTime >= ds.StudyTime
         if len(members) < 2:
             continue
         z = [float(d.ImagePositionPatient[2]) for d in members]
@@ -213,7 +215,8 @@ def test_us_has_burned_in_text(datasets: dict[str, Dataset]) -> None:
         assert ds.BurnedInAnnotation == "YES"
         assert ds.PhotometricInterpretation == "RGB"
         band = ds.pixel_array[: ds.Rows // 4]
-        assert (band == 255).any() and (band < 255).any()
+        assert (band == 255).any()
+        assert (band < 255).any()
 
 
 def test_private_blocks_from_two_vendors(datasets: dict[str, Dataset]) -> None:
