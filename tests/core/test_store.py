@@ -7,9 +7,11 @@ tests go through multipart uploads.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import random
+import signal
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +30,7 @@ from dicomhub.core.store import (
     blob_key_for,
     make_store,
 )
-from dicomhub.errors import BadRequest, ConfigurationError, NotFound
+from dicomhub.errors import BadRequest, ConfigurationError, NotFound, StorageError
 from dicomhub.settings import S3Settings
 from tests.fixtures.services import S3Endpoint
 
@@ -364,6 +366,24 @@ def test_fs_never_lists_temporary_files(tmp_path: Path) -> None:
     assert fs.url == tmp_path.as_uri()
 
 
+def test_fs_write_error_keeps_old_version(tmp_path: Path) -> None:
+    """A write the OS refuses mid-way (here: a file-size limit, like a full disk)."""
+    resource = pytest.importorskip("resource")
+    fs = FilesystemStore(tmp_path)
+    fs.put(KEY, b"old version")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MIB, limit[1]))
+    try:
+        with pytest.raises(StorageError, match="cannot store"):
+            fs.put(KEY, random_chunks(4, 2 * MIB))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert fs.get(KEY) == b"old version"
+    assert_no_leftovers(fs)
+
+
 # -- S3 specifics ----------------------------------------------------------------------------
 
 
@@ -421,14 +441,10 @@ def test_s3_server_verifies_what_it_receives(s3_endpoint: S3Endpoint) -> None:
 
 
 def base64_of(hexdigest: str) -> str:
-    import base64
-
     return base64.b64encode(bytes.fromhex(hexdigest)).decode()
 
 
 def test_s3_missing_bucket_is_a_storage_error(s3_endpoint: S3Endpoint) -> None:
-    from dicomhub.errors import StorageError
-
     s3 = S3Store(unique_bucket(), "", s3_settings(s3_endpoint))
     with pytest.raises(StorageError, match="does not exist"):
         s3.put("k", b"v")

@@ -62,14 +62,15 @@ class FilesystemStore:
         temp = directory / f".{target.name}.{secrets.token_hex(8)}.partial"
         digests = Digests()
         try:
-            fd = _storage(os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            what = f"cannot store {key!r} in {self.url}"
+            fd = _storage(what, os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             with os.fdopen(fd, "wb") as handle:
                 for chunk in iter_source(source):
                     digests.update(chunk)
-                    _storage(handle.write, chunk)
-                _storage(handle.flush)
-                _storage(os.fsync, handle.fileno())
-            _storage(os.replace, temp, target)
+                    _storage(what, handle.write, chunk)
+                _storage(what, handle.flush)
+                _storage(what, os.fsync, handle.fileno())
+            _storage(what, os.replace, temp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
@@ -204,12 +205,12 @@ class FilesystemStore:
             raise StorageError(f"cannot list {self.url}: {exc.strerror or exc}") from exc
 
 
-def _storage(call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+def _storage(what: str, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Run one OS call, turning OSError (disk full, I/O error...) into StorageError."""
     try:
         return call(*args, **kwargs)
     except OSError as exc:
-        raise StorageError(f"blob write failed: {exc.strerror or exc}") from exc
+        raise StorageError(f"{what}: {exc.strerror or exc}") from exc
 
 
 def _fsync_dir(directory: Path) -> None:
