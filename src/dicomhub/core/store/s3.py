@@ -66,7 +66,7 @@ class S3Store:
         prefix: str,
         s3: S3Settings,
         *,
-        multipart_threshold: int = 16 * MIB,
+        multipart_threshold: int = 8 * MIB,
         part_size: int = 8 * MIB,
     ) -> None:
         prefix = prefix.strip("/")
