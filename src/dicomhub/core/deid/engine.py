@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pydicom.datadict import keyword_dict
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -26,7 +26,7 @@ from pydicom.valuerep import PersonName
 
 from dicomhub.core.deid import table as t
 from dicomhub.core.deid.dates import BadDate, shift_values
-from dicomhub.core.deid.provenance import add_provenance
+from dicomhub.core.deid.provenance import Provenance
 from dicomhub.core.deid.recipe import Recipe
 from dicomhub.core.deid.text import TextCleaner, dummy_for
 from dicomhub.core.deid.uids import UidHasher
@@ -45,8 +45,12 @@ IDENTIFYING_KEYWORDS = (
     "RequestingPhysician", "PatientAddress", "PatientTelephoneNumbers", "MedicalRecordLocator",
     "StudyID", "IssuerOfPatientID",
 )  # fmt: skip
+IDENTIFYING_TAGS = tuple(BaseTag(keyword_dict[k]) for k in IDENTIFYING_KEYWORDS)
 FILE_META_REMOVE = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)
 FILE_META_PRIVATE = (0x00020100, 0x00020102)
+RAW_ACTIONS = frozenset(
+    {t.EMPTY, t.UID, t.SHIFT_DA, t.SHIFT_DT, t.PATIENT_ID, t.PATIENT_NAME, t.DUMMY}
+)
 
 
 class UnmappedPatientError(Rejected):
@@ -106,13 +110,24 @@ class Deidentifier:
         self.plan = t.compile_plan(recipe, map_patients=patients is not None)
         self.hasher = UidHasher(recipe.uid_root, recipe.uid_secret.get_secret_value().encode())
         self.recipe_hash = recipe.recipe_hash()
+        self._cleaners: dict[tuple[str, ...], TextCleaner] = {}
+        self.provenance = Provenance(recipe, self.recipe_hash)
+
+    def cleaner(self, identifiers: tuple[str, ...]) -> TextCleaner:
+        """The text cleaner for one patient's identifiers (cached: a series shares them)."""
+        cleaner = self._cleaners.get(identifiers)
+        if cleaner is None:
+            if len(self._cleaners) > 64:
+                self._cleaners.clear()
+            cleaner = self._cleaners[identifiers] = TextCleaner(identifiers)
+        return cleaner
 
     def __call__(self, ds: Dataset) -> DeidResult:
         """De-identify ``ds`` in place; raise :class:`UnmappedPatientError` before any change."""
         run = _Run(self, ds)
         run.walk(ds, "", top=True)
         run.file_meta(ds)
-        add_provenance(ds, self.recipe, self.recipe_hash)
+        self.provenance.stamp(ds)
         return run.result
 
 
@@ -146,7 +161,7 @@ class _Run:
             if not self.old_id:
                 raise UnmappedPatientError("instance has no PatientID to map")
             self.result.patient = (self.old_id, self._map_id(self.old_id))
-        self.cleaner = _make_cleaner(ds) if engine.plan.has_clean_text else None
+        self.cleaner = engine.cleaner(_identifiers(ds)) if engine.plan.has_clean_text else None
 
     def _map_id(self, old: str) -> str:
         patients = self.engine.patients
@@ -168,9 +183,9 @@ class _Run:
             if tag >> 16 & 1:
                 private.append(tag)
                 continue
-            act = cache.get(tag)
+            act = cache.get(int(tag))
             if act is None:
-                act = plan.action(tag, raw[tag].VR)
+                act = plan.action(int(tag), raw[tag].VR)
             if act == t.KEEP:
                 continue
             if act == t.REMOVE:
@@ -182,6 +197,14 @@ class _Run:
 
     def apply(self, ds: Dataset, tag: BaseTag, act: int, path: str, *, top: bool) -> None:
         """Carry out one non-trivial action on ``ds[tag]``."""
+        current = ds._dict[tag]
+        if (
+            current.is_raw
+            and act in RAW_ACTIONS
+            and isinstance(current, RawDataElement)
+            and self.apply_raw(ds, current, act, path, top=top)
+        ):
+            return
         elem = ds[tag]
         if act == t.RECURSE:
             if elem.VR == "SQ":
@@ -201,6 +224,56 @@ class _Run:
             self.patient_id(elem, top=top)
         elif act == t.PATIENT_NAME:
             elem.value = self.new_name if top else None
+
+    def apply_raw(
+        self, ds: Dataset, raw: RawDataElement, act: int, path: str, *, top: bool
+    ) -> bool:
+        """Fast path: act on the undecoded bytes (ASCII-only VRs); False to fall back.
+
+        Converting a raw element through pydicom costs more than the whole action, and the
+        writer copies raw bytes verbatim, so DA/DT/UI and replacement values stay bytes.
+        """
+        vr = raw.VR or t.dict_vr(raw.tag)
+        value = raw.value
+        if vr is None or vr == "SQ" or value is None or not isinstance(value, bytes):
+            return False
+        new: str
+        if act == t.EMPTY:
+            new = ""
+        elif act == t.UID and vr == "UI":
+            try:
+                parts = value.decode("ascii").rstrip("\x00 ").split("\\")
+            except UnicodeDecodeError:
+                return False
+            new = "\\".join(self.uid(part) if part.strip() else "" for part in parts)
+        elif act in (t.SHIFT_DA, t.SHIFT_DT) and vr in ("DA", "DT"):
+            text = value.decode("ascii", "replace").rstrip("\x00 ")
+            if not text:
+                return True
+            try:
+                new = shift_values(
+                    text, self.engine.recipe.date_offset_days, datetime=act == t.SHIFT_DT
+                )
+            except BadDate:
+                del ds[raw.tag]
+                self.result.issues.append(DeidIssue(path, int(raw.tag), "invalid date removed"))
+                return True
+        elif act == t.PATIENT_NAME:
+            new = (self.new_name or "") if top else ""
+        elif act == t.PATIENT_ID and top:
+            assert self.result.patient is not None
+            new = self.result.patient[1]
+        elif act == t.DUMMY and isinstance(dummy := dummy_for(vr), str):
+            new = dummy
+        else:
+            return False
+        if not new.isascii():
+            return False
+        data = new.encode("ascii")
+        if len(data) % 2:
+            data += b"\x00" if vr == "UI" else b" "
+        ds._dict[raw.tag] = raw._replace(value=data, length=len(data))
+        return True
 
     def uids(self, elem: DataElement) -> None:
         """Replace every value of a UI element by its keyed hash (well-known ones stay)."""
@@ -256,11 +329,12 @@ class _Run:
     def private(self, ds: Dataset, tags: list[BaseTag], path: str) -> None:
         """Keep only private attributes the recipe keeps, matched by creator, never raw tag."""
         plan = self.engine.plan
+        raw = ds._dict
         creators: dict[int, str] = {}
         for tag in tags:
             element = tag & 0xFFFF
             if 0x10 <= element <= 0xFF:
-                creators[(tag >> 16) << 8 | element] = _text(ds[tag])
+                creators[(tag >> 16) << 8 | element] = _creator(raw[tag].value)
         used: set[int] = set()
         for tag in tags:
             element = tag & 0xFFFF
@@ -268,13 +342,12 @@ class _Run:
                 continue
             block = (tag >> 16) << 8 | element >> 8
             creator = creators.get(block) if element > 0xFF else None
-            disposition = (
-                plan.private_keep.get((tag >> 16, creator, element & 0xFF)) if creator else None
-            )
-            if disposition is None:
+            kept = plan.private_keep.get((tag >> 16, creator, element & 0xFF)) if creator else None
+            if kept is None:
                 del ds[tag]
                 continue
-            act = t.private_action(plan, disposition, ds[tag].VR)
+            vr = raw[tag].VR or kept[1] or ds[tag].VR
+            act = t.private_action(plan, kept[0], vr)
             if act == t.REMOVE:
                 del ds[tag]
                 continue
@@ -302,15 +375,25 @@ def _text(elem: DataElement | None) -> str:
     return str(elem.value).strip()
 
 
-def _make_cleaner(ds: Dataset) -> TextCleaner:
+def _creator(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    return str(value).strip() if value is not None else ""
+
+
+def _identifiers(ds: Dataset) -> tuple[str, ...]:
+    """Original values of the identifying attributes, read without converting raw elements."""
     values: list[str] = []
-    for keyword in IDENTIFYING_KEYWORDS:
-        tag = keyword_dict[keyword]
-        elem = ds[tag] if tag in ds else None
-        if elem is not None and elem.value:
-            value = elem.value
-            if elem.VM > 1:
-                values.extend(str(v) for v in value)
-            else:
-                values.append(str(value))
-    return TextCleaner(values)
+    for tag in IDENTIFYING_TAGS:
+        elem = ds._dict.get(tag)
+        if elem is None or not elem.value:
+            continue
+        value = elem.value
+        if isinstance(value, bytes):
+            text = value.decode("utf-8", "replace")
+            values.extend(text.split("\\"))
+        elif isinstance(value, str | PersonName):
+            values.append(str(value))
+        else:
+            values.extend(str(v) for v in value)
+    return tuple(values)

@@ -6,8 +6,10 @@ so intake can refuse instances that were not produced by the kit it issued.
 
 from __future__ import annotations
 
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
 from dicomhub import __version__
 from dicomhub.core.deid import _annex_e
@@ -36,30 +38,88 @@ def temporal_status(recipe: Recipe) -> str:
     return "REMOVED"
 
 
+def _encode(value: str | list[str]) -> bytes:
+    text = value if isinstance(value, str) else "\\".join(value)
+    data = text.encode("ascii")
+    return data + b" " if len(data) % 2 else data
+
+
+class Provenance:
+    """The provenance elements of one recipe, encoded once and stamped on every instance.
+
+    Values are kept as encoded bytes and inserted as raw elements (immutable, written
+    verbatim), because building a dozen pydicom elements per instance costs more than
+    the rest of the de-identification of a typical header.
+    """
+
+    def __init__(self, recipe: Recipe, recipe_hash: str) -> None:
+        codes = method_codes(recipe)
+        method = [f"dicomhub {__version__} PS3.15 E.1-1 {_annex_e.EDITION}"]
+        method.extend(meaning for _, meaning in codes)
+        self.public: list[tuple[int, str, bytes]] = [
+            (0x00120062, "CS", _encode("YES")),
+            (0x00120063, "LO", _encode(method)),
+            (0x00280303, "CS", _encode(temporal_status(recipe))),
+        ]
+        if recipe.body_part_examined:
+            self.public.append((0x00180015, "CS", _encode(recipe.body_part_examined)))
+        self.codes = [
+            [
+                (0x00080100, "SH", _encode(value)),
+                (0x00080102, "SH", _encode("DCM")),
+                (0x00080104, "LO", _encode(meaning)),
+            ]
+            for value, meaning in codes
+        ]
+        self.private: list[tuple[int, str, bytes]] = [
+            (ELEM_KIT_ID, "LO", _encode(recipe.kit_id)),
+            (ELEM_RECIPE_HASH, "LO", _encode(recipe_hash)),
+            (ELEM_ENGINE, "LO", _encode(f"dicomhub {__version__}")),
+            (ELEM_ANNEX_E_EDITION, "LO", _encode(_annex_e.EDITION)),
+        ]
+
+    def stamp(self, ds: Dataset) -> None:
+        """Write PatientIdentityRemoved, the method attributes and the dicomhub private block."""
+        implicit, little = ds.original_encoding
+        flags = (bool(implicit), little is not False)
+
+        def put(target: Dataset, tag: int, vr: str, data: bytes) -> None:
+            target._dict[BaseTag(tag)] = RawDataElement(
+                BaseTag(tag), vr, len(data), data, 0, *flags, True, False
+            )
+
+        for tag, vr, data in self.public:
+            put(ds, tag, vr, data)
+        items = []
+        for code in self.codes:
+            item = Dataset()
+            for tag, vr, data in code:
+                put(item, tag, vr, data)
+            items.append(item)
+        ds._dict[BaseTag(0x00120064)] = DataElement(0x00120064, "SQ", Sequence(items))
+        block = _free_block(ds)
+        put(ds, PRIVATE_GROUP << 16 | block, "LO", _encode(PRIVATE_CREATOR))
+        base = PRIVATE_GROUP << 16 | block << 8
+        for elem, vr, data in self.private:
+            put(ds, base | elem, vr, data)
+        ds._private_blocks = {}
+
+
+def _free_block(ds: Dataset) -> int:
+    """The block byte of our creator in PRIVATE_GROUP (existing, else the first free one)."""
+    taken: dict[int, str] = {}
+    for tag in ds._dict:
+        if tag >> 16 == PRIVATE_GROUP and 0x10 <= tag & 0xFFFF <= 0xFF:
+            taken[tag & 0xFF] = str(ds[tag].value).strip()
+    for block, creator in taken.items():
+        if creator == PRIVATE_CREATOR:
+            return block
+    return next(b for b in range(0x10, 0x100) if b not in taken)
+
+
 def add_provenance(ds: Dataset, recipe: Recipe, recipe_hash: str) -> None:
-    """Write PatientIdentityRemoved, the method attributes and the dicomhub private block."""
-    ds.PatientIdentityRemoved = "YES"
-    codes = method_codes(recipe)
-    ds.DeidentificationMethod = [
-        f"dicomhub {__version__} PS3.15 E.1-1 {_annex_e.EDITION}",
-        *(meaning for _, meaning in codes),
-    ]
-    items = []
-    for value, meaning in codes:
-        item = Dataset()
-        item.CodeValue = value
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
-        items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
-    ds.LongitudinalTemporalInformationModified = temporal_status(recipe)
-    if recipe.body_part_examined:
-        ds.BodyPartExamined = recipe.body_part_examined
-    block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
-    block.add_new(ELEM_KIT_ID, "LO", recipe.kit_id)
-    block.add_new(ELEM_RECIPE_HASH, "LO", recipe_hash)
-    block.add_new(ELEM_ENGINE, "LO", f"dicomhub {__version__}")
-    block.add_new(ELEM_ANNEX_E_EDITION, "LO", _annex_e.EDITION)
+    """One-off :meth:`Provenance.stamp` (the engine keeps a :class:`Provenance` per recipe)."""
+    Provenance(recipe, recipe_hash).stamp(ds)
 
 
 def read_provenance(ds: Dataset) -> dict[str, str] | None:

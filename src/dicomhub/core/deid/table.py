@@ -95,7 +95,8 @@ class Plan:
     codes: dict[int, str] = field(default_factory=dict)
     patterns: list[tuple[int, int, str]] = field(default_factory=list)
     overrides: list[tuple[int, int, int]] = field(default_factory=list)
-    private_keep: dict[tuple[int, str, int], str] = field(default_factory=dict)
+    #: (group, creator, element low byte) -> (disposition, knowledge-base VR or "").
+    private_keep: dict[tuple[int, str, int], tuple[str, str]] = field(default_factory=dict)
     private_code: str = "X"
     cache: dict[int, int] = field(default_factory=dict)
     dates: str = "remove"  # remove | keep | shift
@@ -216,9 +217,10 @@ def compile_plan(recipe: Recipe, *, map_patients: bool) -> Plan:
     if plan.private_code == "C":
         for prow in _private_tags.ROWS:
             if prow.in_e3101:
-                plan.private_keep[(prow.group, prow.creator, prow.element)] = prow.disposition
+                key = (prow.group, prow.creator, prow.element)
+                plan.private_keep[key] = (prow.disposition, prow.vr)
     for text in recipe.keep_private:
-        plan.private_keep[parse_private(text)] = "keep"
+        plan.private_keep[parse_private(text)] = ("keep", "")
     # Warm the cache for every listed tag so the hot loop rarely classifies.
     for tag in plan.codes:
         if dict_vr(tag) is not None:
