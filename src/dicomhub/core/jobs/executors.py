@@ -115,11 +115,15 @@ class DaskExecutor:
             self.client: Any = Client(scheduler)  # type: ignore[no-untyped-call]
         else:
             self.name = "dask-local"
+            # Loopback only, no dashboard, and the scheduler's health endpoint on a free
+            # port (by default it takes 8787, colliding with any other local cluster).
             self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                host="127.0.0.1" if processes else None,  # threads talk in-process
                 processes=processes,
                 n_workers=n_workers,
                 threads_per_worker=threads_per_worker,
                 dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             )
             self.client = Client(self._cluster)  # type: ignore[no-untyped-call]
         self._futures: dict[str, Any] = {}
