@@ -21,10 +21,10 @@ def _ellipse(rows: int, cols: int, cy: float, cx: float, ry: float, rx: float) -
 
 def liver_mask(rows: int, cols: int, fraction: float) -> np.ndarray:
     """Where the 'liver' is on a slice at ``fraction`` (0 head .. 1 feet) of the scan."""
-    if not 0.25 <= fraction <= 0.85:
+    if not 0.3 <= fraction <= 0.9:
         return np.zeros((rows, cols), dtype=bool)
-    size = 0.16 * (1.0 - abs(fraction - 0.55) / 0.45)
-    return _ellipse(rows, cols, 0.5, 0.34, size, size * 1.3)
+    size = 0.16 * (1.0 - abs(fraction - 0.6) / 0.45)
+    return _ellipse(rows, cols, 0.52, 0.34, size, size * 1.3)
 
 
 def ct_slice(rows: int, cols: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -32,7 +32,7 @@ def ct_slice(rows: int, cols: int, fraction: float, rng: np.random.Generator) ->
     hu = np.full((rows, cols), -1000.0)
     hu[_ellipse(rows, cols, 0.5, 0.5, 0.36, 0.45)] = -90.0
     hu[_ellipse(rows, cols, 0.5, 0.5, 0.33, 0.42)] = 40.0
-    if fraction < 0.5:
+    if fraction < 0.3:
         for cx in (0.32, 0.68):
             hu[_ellipse(rows, cols, 0.45, cx, 0.2 * (1 - fraction), 0.12)] = -820.0
     hu[liver_mask(rows, cols, fraction)] = 65.0
