@@ -7,6 +7,7 @@ from dicomhub.core.db.accounts import ApiToken, RoleGrant, User
 from dicomhub.core.db.base import Base, utcnow
 from dicomhub.core.db.catalog import Access, Collection, Instance, Patient, Series, Site, Study
 from dicomhub.core.db.engine import make_engine, make_sessionmaker, session_scope
+from dicomhub.core.db.intake import DimsePeer, SitePolicy
 from dicomhub.core.db.ops import AuditEvent, Job
 from dicomhub.core.db.public import Basket, BasketItem
 from dicomhub.core.db.quarantine import QuarantineItem, QuarantineState
@@ -19,6 +20,7 @@ __all__ = [
     "Basket",
     "BasketItem",
     "Collection",
+    "DimsePeer",
     "Instance",
     "Job",
     "Patient",
@@ -27,6 +29,7 @@ __all__ = [
     "RoleGrant",
     "Series",
     "Site",
+    "SitePolicy",
     "Study",
     "User",
     "make_engine",
