@@ -61,9 +61,12 @@ test: venv deps-test
 	if [ $$status -eq 0 ]; then status=$$lint; fi; \
 	exit $$status
 
+# Both linters always run, so one report shows everything.
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy
+	@status=0; \
+	echo "ruff check src tests"; $(BIN)/ruff check src tests || status=1; \
+	echo "mypy (strict)"; $(BIN)/mypy || status=1; \
+	exit $$status
 
 services-up: venv
 	$(SERVICES) up --dir $(SERVICES_DIR)
