@@ -149,7 +149,7 @@ def deidentify(ds: Dataset, recipe: Recipe, *, patients: PatientMap | None = Non
 class _Run:
     """State of one instance's pass: mappings, issues, the patient and the text cleaner."""
 
-    __slots__ = ("cleaner", "engine", "new_name", "old_id", "result")
+    __slots__ = ("_cleaner", "engine", "identifiers", "new_name", "old_id", "result")
 
     def __init__(self, engine: Deidentifier, ds: Dataset) -> None:
         self.engine = engine
@@ -161,7 +161,16 @@ class _Run:
             if not self.old_id:
                 raise UnmappedPatientError("instance has no PatientID to map")
             self.result.patient = (self.old_id, self._map_id(self.old_id))
-        self.cleaner = engine.cleaner(_identifiers(ds)) if engine.plan.has_clean_text else None
+        # Cheap (no conversion) and needed before the walk replaces the originals.
+        self.identifiers = _identifiers(ds)
+        self._cleaner: TextCleaner | None = None
+
+    @property
+    def cleaner(self) -> TextCleaner:
+        """The text cleaner for this instance's patient, built on first use."""
+        if self._cleaner is None:
+            self._cleaner = self.engine.cleaner(self.identifiers)
+        return self._cleaner
 
     def _map_id(self, old: str) -> str:
         patients = self.engine.patients
@@ -308,7 +317,7 @@ class _Run:
     def clean(self, elem: DataElement) -> None:
         """Free text with dates and known identifiers removed."""
         value = elem.value
-        if not value or self.cleaner is None:
+        if not value:
             return
         if isinstance(value, str | PersonName):
             elem.value = self.cleaner(str(value)) or None

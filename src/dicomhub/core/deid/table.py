@@ -14,7 +14,7 @@ from pydicom.datadict import dictionary_VR, keyword_dict, keyword_for_tag
 
 from dicomhub.core.deid import _annex_e, _private_tags
 from dicomhub.core.deid._rows import AnnexRow
-from dicomhub.core.deid.recipe import Option, Recipe
+from dicomhub.core.deid.recipe import Recipe
 from dicomhub.core.deid.uids import is_class_keyword
 
 # Actions (ints: compared in the hot loop).
@@ -100,7 +100,6 @@ class Plan:
     private_code: str = "X"
     cache: dict[int, int] = field(default_factory=dict)
     dates: str = "remove"  # remove | keep | shift
-    has_clean_text: bool = False
 
     def action(self, tag: int, vr: str | None) -> int:
         """Action for public attribute ``tag`` (cached; ``vr`` is used if not in the dictionary)."""
@@ -157,7 +156,6 @@ class Plan:
         if vr == "UI":
             return UID
         if vr in TEXT_VRS:
-            self.has_clean_text = True
             return CLEAN_TEXT
         if vr == "AS":
             return KEEP
@@ -225,7 +223,6 @@ def compile_plan(recipe: Recipe, *, map_patients: bool) -> Plan:
     for tag in plan.codes:
         if dict_vr(tag) is not None:
             plan.action(tag, None)
-    plan.has_clean_text = plan.has_clean_text or Option.CLEAN_DESCRIPTORS in recipe.options()
     return plan
 
 

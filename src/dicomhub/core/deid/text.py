@@ -80,11 +80,10 @@ class TextCleaner:
     __slots__ = ("_known",)
 
     def __init__(self, identifiers: Iterable[str]) -> None:
-        tokens = sorted(
-            {t for value in identifiers for t in re.split(r"[\^\s,=]+", value) if len(t) >= 3},
-            key=len,
-            reverse=True,
-        )
+        words = {t for value in identifiers for t in re.split(r"[\^\s,=]+", value) if len(t) >= 3}
+        # Whole values first (longest match wins), so "Doe^John" goes with its separator.
+        whole = {value.strip() for value in identifiers if len(value.strip()) >= 3}
+        tokens = sorted(words | whole, key=len, reverse=True)
         self._known = (
             re.compile(r"\b(?:" + "|".join(map(re.escape, tokens)) + r")\b", re.IGNORECASE)
             if tokens
