@@ -29,7 +29,12 @@ from dicomhub.core.jobs import (
 from dicomhub.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
-console = Console()
+
+
+def console() -> Console:
+    """A console for this invocation (sized from the terminal or ``COLUMNS`` now)."""
+    return Console()
+
 
 STATE_STYLES = {
     "queued": "cyan",
@@ -53,13 +58,17 @@ JobId = Annotated[str, typer.Argument(help="The job's id.")]
 
 
 def open_service(side: Side, *, run: bool = False) -> JobService:
-    """A service on the side's database; with ``run``, on the configured executor."""
+    """A service on the side's database; with ``run``, on the configured executor.
+
+    Reading jobs needs only the database URL; running them builds the side's
+    settings view (which needs the instance secret) for the executor and env.
+    """
     settings = load_settings()
-    url = settings.intake_db if side is Side.intake else settings.public_db
     if not run:
-        return JobService(url)
-    executor = make_executor(settings.job_executor, settings.dask_scheduler)
-    return JobService(url, executor, env=job_env(settings, side.value))
+        return JobService(settings.intake_db if side is Side.intake else settings.public_db)
+    view = settings.intake() if side is Side.intake else settings.public()
+    executor = make_executor(view.job_executor, view.dask_scheduler)
+    return JobService(view.database_url, executor, env=job_env(view))
 
 
 def styled(state: str) -> str:
@@ -88,7 +97,7 @@ def run_with_progress(
     ``cancel_on_interrupt``, Ctrl-C asks the job to cancel and keeps watching
     until it stops; otherwise Ctrl-C just stops watching (the job goes on).
     """
-    out = out or console
+    out = out or console()
     job = service.get(job_id)
     columns = (
         TextColumn("{task.description}"),
@@ -134,7 +143,12 @@ def list_jobs(
     """List jobs, newest first."""
     with open_service(side) as service:
         jobs = service.list(state=state, kind=kind, limit=limit)
-    table = Table("id", "kind", "state", "progress", "by", "created", "message")
+    table = Table()
+    # Ids and kinds are what people copy into the next command: never cut them.
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.add_column("kind", no_wrap=True)
+    for name in ("state", "progress", "by", "created", "message"):
+        table.add_column(name)
     for job in jobs:
         table.add_row(
             job.id,
@@ -145,7 +159,7 @@ def list_jobs(
             job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             job.error or job.message,
         )
-    console.print(table)
+    console().print(table)
 
 
 @app.command()
@@ -158,7 +172,7 @@ def show(
     with open_service(side) as service:
         job = service.get(job_id)
     if as_json:
-        console.print_json(json.dumps(job.to_dict()))
+        console().print_json(json.dumps(job.to_dict()))
         return
     table = Table.grid(padding=(0, 2))
     for name, value in job.to_dict().items():
@@ -167,7 +181,7 @@ def show(
         elif isinstance(value, dict):
             value = json.dumps(value)
         table.add_row(f"[bold]{name}[/]", "" if value is None else str(value))
-    console.print(table)
+    console().print(table)
 
 
 @app.command()
@@ -188,7 +202,7 @@ def cancel(job_id: JobId, side: SideOption = Side.intake) -> None:
     """Cancel a job: at once if queued, at its next check if running."""
     with open_service(side) as service:
         job = service.cancel(job_id)
-    console.print(f"job {job.id} {styled(job.state)}")
+    console().print(f"job {job.id} {styled(job.state)}")
 
 
 @app.command("run-test")

@@ -22,6 +22,7 @@ def env(migrated_db_url: str, tmp_path: Path) -> dict[str, str]:
         "DICOMHUB_INTAKE_DATABASE_URL": migrated_db_url,
         "DICOMHUB_PUBLIC_DATABASE_URL": f"sqlite:///{tmp_path / 'unmigrated.db'}",
         "DICOMHUB_JOB_EXECUTOR": "inprocess",
+        "DICOMHUB_SECRET_KEY": "a-test-secret-of-32-characters!!",
         "COLUMNS": "200",
     }
 

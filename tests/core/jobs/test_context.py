@@ -96,12 +96,20 @@ def test_a_context_pickles_as_plain_data() -> None:
 
 
 def test_job_env_of_the_public_side_has_no_intake_field(tmp_path: Any) -> None:
-    settings = load_settings(data_dir=tmp_path)
-    public = job_env(settings, "public")
-    intake = job_env(settings, "intake")
-    assert not any(key.startswith("intake") for key in public)
-    assert public["public_database_url"] == settings.public_db
-    assert intake["intake_database_url"] == settings.intake_db
-    assert intake["intake_store_url"] == settings.intake_store_url
-    assert public["side"] == "public"
-    assert intake["side"] == "intake"
+    settings = load_settings(data_dir=tmp_path, secret_key="s" * 32)
+    public = job_env(settings.public())
+    intake = job_env(settings.intake())
+    assert public == {
+        "side": "public",
+        "data_dir": str(settings.resolved_data_dir),
+        "database_url": settings.public_db,
+        "store_url": settings.public_store_url,
+    }
+    assert intake == {
+        "side": "intake",
+        "data_dir": str(settings.resolved_data_dir),
+        "database_url": settings.intake_db,
+        "store_url": settings.intake_store_url,
+        "accounts_database_url": settings.public_db,
+    }
+    assert not any("s" * 32 in value for value in intake.values())

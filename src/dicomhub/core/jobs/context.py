@@ -12,13 +12,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhub.core.db import Job, make_engine, make_sessionmaker, session_scope
-from dicomhub.settings import Settings
+from dicomhub.settings import IntakeSettings, PublicSettings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -56,23 +56,23 @@ class JobSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def job_env(settings: Settings, side: Literal["intake", "public"]) -> dict[str, str]:
-    """The ``env`` handed to the jobs of one side: resolved URLs, never secrets.
+def job_env(settings: IntakeSettings | PublicSettings) -> dict[str, str]:
+    """The ``env`` handed to the jobs of one side, from that side's settings view.
 
-    Secrets (S3 keys, the instance secret) are read by workers from their own
-    environment with :func:`dicomhub.settings.load_settings`; the env carries what
-    the submitting process may have resolved differently (overrides, data dir).
-    The public side's env has no intake field, like :class:`PublicSettings`.
+    Only resolved locations travel, never secrets: workers read S3 keys and the
+    instance secret from their own environment (:func:`dicomhub.settings.load_settings`).
+    The env carries what the submitting process may have resolved differently
+    (overrides, the data dir).  Built from :class:`PublicSettings`, it has no
+    intake field at all.
     """
     env = {
-        "side": side,
-        "data_dir": str(settings.resolved_data_dir),
-        "public_database_url": settings.public_db,
-        "public_store_url": settings.public_store_url,
+        "side": "intake" if isinstance(settings, IntakeSettings) else "public",
+        "data_dir": str(settings.data_dir),
+        "database_url": settings.database_url,
+        "store_url": settings.store_url,
     }
-    if side == "intake":
-        env["intake_database_url"] = settings.intake_db
-        env["intake_store_url"] = settings.intake_store_url
+    if isinstance(settings, IntakeSettings):
+        env["accounts_database_url"] = settings.accounts_database_url
     return env
 
 

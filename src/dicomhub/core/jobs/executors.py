@@ -131,8 +131,7 @@ class DaskExecutor:
         self._lock = threading.Lock()
 
     def submit(self, spec: JobSpec, on_lost: OnLost) -> None:
-        # pure=False: every submission is its own task, even with equal arguments.
-        future = self.client.submit(run_job, spec, key=f"dicomhub-job-{spec.job_id}", pure=False)
+        future = self.client.submit(run_job, spec, key=f"dicomhub-job-{spec.job_id}")
         with self._lock:
             self._futures[spec.job_id] = future
         future.add_done_callback(lambda done: self._done(spec.job_id, done, on_lost))
