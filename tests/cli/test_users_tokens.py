@@ -25,7 +25,8 @@ root.add_typer(tokens.app, name="tokens")
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DICOMHUB_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("DICOMHUB_SECRET_KEY", KEY)
-    monkeypatch.setenv("COLUMNS", "250")  # wide enough that rich tables never wrap a cell
+    # Wide enough that rich tables never shorten a cell (in any pytest worker).
+    monkeypatch.setattr(users.console, "width", 250)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from dicomhub.cli.users import (
     ORIGIN,
@@ -20,6 +19,7 @@ from dicomhub.cli.users import (
     err_console,
     public_settings,
     scope_of,
+    table,
     when,
 )
 from dicomhub.core.auth import create_token, get_user, list_tokens, revoke_token
@@ -73,13 +73,13 @@ def list_command(
 ) -> None:
     """List tokens (never their secrets)."""
     with cli_errors(), accounts_session() as session:
-        table = Table(
+        grid = table(
             "id", "user", "name", "prefix", "role", "scope", "state", "created", "expires",
             "last used",
         )  # fmt: skip
         for token in list_tokens(session, username):
             state = token_state(token)
-            table.add_row(
+            grid.add_row(
                 str(token.id),
                 escape(token.user.username),
                 escape(token.name),
@@ -91,7 +91,7 @@ def list_command(
                 when(token.expires_at),
                 when(token.last_used_at),
             )
-        console.print(table)
+        console.print(grid)
 
 
 @app.command("revoke")

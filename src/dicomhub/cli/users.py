@@ -92,6 +92,14 @@ def accounts_session(settings: PublicSettings | None = None) -> Iterator[Session
         database.close()
 
 
+def table(*headers: str) -> Table:
+    """A rich table whose cells wrap rather than being cut short on a narrow or piped output."""
+    grid = Table()
+    for header in headers:
+        grid.add_column(header, overflow="fold")
+    return grid
+
+
 def when(value: datetime | None) -> str:
     """A timestamp for tables: UTC, to the minute; a dash for never."""
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
@@ -166,10 +174,10 @@ def add_command(
 def list_command() -> None:
     """List every user with their grants."""
     with cli_errors(), accounts_session() as session:
-        table = Table("username", "name", "email", "source", "active", "roles", "last login")
+        grid = table("username", "name", "email", "source", "active", "roles", "last login")
         for user in list_users(session):
             roles = ", ".join(sorted(str(g) for g in grants_of(user))) or "-"
-            table.add_row(
+            grid.add_row(
                 escape(user.username),
                 escape(user.full_name),
                 escape(user.email),
@@ -178,7 +186,7 @@ def list_command() -> None:
                 escape(roles),
                 when(user.last_login_at),
             )
-        console.print(table)
+        console.print(grid)
 
 
 @app.command("grant")

@@ -15,6 +15,7 @@ from dicomhub.core.auth import (
     get_user,
     grant_role,
     list_users,
+    principal_for,
     revoke_role,
     set_active,
     set_password,
@@ -170,3 +171,12 @@ def test_set_password(db_session: Session) -> None:
     ldap_user = add(db_session, "bob", source="ldap")
     with pytest.raises(BadRequest, match="ldap account"):
         set_password(db_session, ldap_user, PASSWORD, actor="root", origin="test")
+
+
+def test_principal_for_refuses_a_disabled_account(db_session: Session) -> None:
+    user = add(db_session)
+    grant_role(db_session, user, "curator", actor="root", origin="test")
+    assert principal_for(user).grants == {Grant(Role.CURATOR)}
+    set_active(db_session, user, False, actor="root", origin="test")
+    with pytest.raises(Unauthorized, match="disabled"):
+        principal_for(user)

@@ -60,5 +60,5 @@ def audit(
     clipped = {key: value[: _MAX[key]] for key, value in values.items()}
     event = AuditEvent(detail=detail, **clipped)
     session.add(event)
-    LOGGER.info("audit %s %s %s:%s from %s", actor, action, target_type, target, origin)
+    LOGGER.debug("audit %s %s %s:%s from %s", actor, action, target_type, target, origin)
     return event

@@ -18,7 +18,7 @@ from dicomhub.core.auth.passwords import check_password_policy, hash_password
 from dicomhub.core.auth.principal import Grant, Principal, TokenScope
 from dicomhub.core.auth.roles import SITE_SCOPED_ROLES, Role, parse_role
 from dicomhub.core.db import ApiToken, RoleGrant, User, utcnow
-from dicomhub.errors import BadRequest, Conflict, NotFound
+from dicomhub.errors import BadRequest, Conflict, NotFound, Unauthorized
 
 LOGGER = logging.getLogger(__name__)
 
@@ -225,7 +225,15 @@ def grants_of(user: User) -> frozenset[Grant]:
 
 
 def principal_for(user: User, token: ApiToken | None = None) -> Principal:
-    """The :class:`Principal` of ``user``, narrowed to ``token``'s scope if given."""
+    """The :class:`Principal` of ``user``, narrowed to ``token``'s scope if given.
+
+    Raises
+    ------
+    Unauthorized
+        The account is disabled (so a web session restored later is refused too).
+    """
+    if not user.is_active:
+        raise Unauthorized(f"the account {user.username} is disabled")
     scope = None
     if token is not None:
         scope = TokenScope(
