@@ -14,11 +14,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
 
 from dicomhub import __version__
 from dicomhub.context import IntakeContext, PublicContext
+from dicomhub.publish import http as publish_http
+from dicomhub.publish import pages as publish_pages
+from dicomhub.publish import routes as publish_routes
 from dicomhub.settings import IntakeSettings, PublicSettings
 from dicomhub.web import pages
+from dicomhub.web.deps import get_principal
 from dicomhub.web.errors import install_error_handlers
 
 WEB = Path(__file__).resolve().parent
@@ -67,8 +72,18 @@ def create_public_app(settings: PublicSettings, context: PublicContext | None = 
             allow_headers=["*"],
             expose_headers=["Content-Length", "Content-Type"],
         )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=publish_http.session_signing_key(settings.secret_key.get_secret_value()),
+        session_cookie="dicomhub_session",
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
+    app.dependency_overrides[publish_http.current_principal] = get_principal
     app.include_router(pages.health_router)
     app.include_router(pages.public_router)
+    app.include_router(publish_routes.router)
+    app.include_router(publish_pages.router)
     return app
 
 

@@ -1,0 +1,343 @@
+"""The data basket: series a user (or a guest's browser session) means to download.
+
+Every add resolves what was asked for *inside the caller's visibility* and
+refuses the whole request (404, naming what was sent) if any part is unknown
+or hidden, so a basket can only ever hold series the caller could see when
+they added them.  Adding studies, patients or a whole search result is one
+``INSERT ... SELECT`` in the database, never a list of UIDs shipped through
+the browser or looped over in Python.
+
+If access is later withdrawn, the hidden series stay in the basket but are
+neither counted nor listed, and exports refuse to run (403) until they are
+removed: an export is never silently partial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    delete,
+    distinct,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dicomhub.core.db import Basket, BasketItem, Patient, Series, Study, utcnow
+from dicomhub.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from dicomhub.publish.access import Visibility
+from dicomhub.publish.filters import Page, SeriesFilter, check_name, check_uid
+from dicomhub.publish.query import (
+    joined_series,
+    ordered,
+    resolve_collections,
+    series_row,
+    series_scope,
+)
+
+LOGGER = logging.getLogger(__name__)
+
+#: The most series one basket may hold.
+MAX_BASKET = 100_000
+#: The most UIDs (or patient IDs) one add or remove request may list.
+MAX_LISTED = 10_000
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose basket: a user's (kept across logins) or one guest session's."""
+
+    user_id: int | None = None
+    session_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.user_id is None) == (self.session_key is None):
+            raise ValueError("a basket owner is a user or a guest session, not both or neither")
+
+    def clause(self) -> ColumnElement[bool]:
+        if self.user_id is not None:
+            return Basket.user_id == self.user_id
+        return Basket.session_key == self.session_key
+
+
+def find_basket(session: Session, owner: Owner) -> Basket | None:
+    """The owner's basket, if they have one."""
+    return session.scalar(select(Basket).where(owner.clause()))
+
+
+def basket_for(session: Session, owner: Owner) -> Basket:
+    """The owner's basket, created on first use (safe against a concurrent create)."""
+    found = find_basket(session, owner)
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            basket = Basket(user_id=owner.user_id, session_key=owner.session_key)
+            session.add(basket)
+        return basket
+    except IntegrityError:
+        found = find_basket(session, owner)
+        if found is None:
+            raise
+        return found
+
+
+def _listed(values: Iterable[str], what: str, *, uids: bool = True) -> list[str]:
+    checked = [check_uid(v, what) if uids else check_name(v, what) for v in values]
+    unique = list(dict.fromkeys(v for v in checked if v))
+    if not unique:
+        raise BadRequest(f"give at least one {what}")
+    if len(unique) > MAX_LISTED:
+        raise PayloadTooLarge(f"at most {MAX_LISTED} values of {what} per request")
+    return unique
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _require_found(asked: list[str], found: set[str], what: str) -> None:
+    missing = [value for value in asked if value not in found]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise NotFound(f"no {what} {shown}", detail={"missing": missing[:100]})
+
+
+def _insert_series(session: Session, basket: Basket, series_ids: Select[Any]) -> int:
+    """Put the series selected by ``series_ids`` (a one-column select) into ``basket``."""
+    chosen = series_ids.subquery()
+    already = exists().where(BasketItem.basket_id == basket.id, BasketItem.series_id == chosen.c.id)
+    source = select(literal(basket.id, Integer), chosen.c.id).where(~already).distinct()
+    result = session.execute(insert(BasketItem).from_select(["basket_id", "series_id"], source))
+    added = max(int(getattr(result, "rowcount", 0) or 0), 0)
+    size = session.scalar(select(func.count()).where(BasketItem.basket_id == basket.id)) or 0
+    if size > MAX_BASKET:
+        raise PayloadTooLarge(f"a basket holds at most {MAX_BASKET} series; this would make {size}")
+    session.execute(update(Basket).where(Basket.id == basket.id).values(updated_at=utcnow()))
+    return added
+
+
+def visible_series(visibility: Visibility) -> ColumnElement[bool]:
+    """A condition on :class:`Series`: its collection is visible to the caller."""
+    return Series.collection_id.in_(visibility.collection_ids())
+
+
+def add_series(session: Session, visibility: Visibility, owner: Owner, uids: Iterable[str]) -> int:
+    """Add series by SeriesInstanceUID; returns how many were new to the basket."""
+    asked = _listed(uids, "SeriesInstanceUID")
+    found: set[str] = set()
+    for chunk in _chunks(asked):
+        query = select(Series.series_instance_uid).where(
+            Series.series_instance_uid.in_(chunk), visible_series(visibility)
+        )
+        found.update(session.scalars(query))
+    _require_found(asked, found, "series")
+    basket = basket_for(session, owner)
+    added = 0
+    for chunk in _chunks(asked):
+        ids = select(Series.id).where(Series.series_instance_uid.in_(chunk))
+        added += _insert_series(session, basket, ids)
+    return added
+
+
+def add_studies(session: Session, visibility: Visibility, owner: Owner, uids: Iterable[str]) -> int:
+    """Add every visible series of the given studies (StudyInstanceUIDs)."""
+    asked = _listed(uids, "StudyInstanceUID")
+    found: set[str] = set()
+    for chunk in _chunks(asked):
+        query = (
+            select(distinct(Study.study_instance_uid))
+            .join(Series, Series.study_id == Study.id)
+            .where(Study.study_instance_uid.in_(chunk), visible_series(visibility))
+        )
+        found.update(session.scalars(query))
+    _require_found(asked, found, "study")
+    basket = basket_for(session, owner)
+    added = 0
+    for chunk in _chunks(asked):
+        ids = (
+            select(Series.id)
+            .join(Study, Study.id == Series.study_id)
+            .where(Study.study_instance_uid.in_(chunk), visible_series(visibility))
+        )
+        added += _insert_series(session, basket, ids)
+    return added
+
+
+def add_patients(
+    session: Session,
+    visibility: Visibility,
+    owner: Owner,
+    collection: str,
+    patient_ids: Iterable[str],
+) -> int:
+    """Add every series of the given patients of one (visible) collection."""
+    name = check_name(collection, "collection")
+    (collection_id,) = resolve_collections(session, visibility, (name,))
+    asked = _listed(patient_ids, "PatientID", uids=False)
+    found: set[str] = set()
+    for chunk in _chunks(asked):
+        query = select(Patient.patient_id).where(
+            Patient.collection_id == collection_id, Patient.patient_id.in_(chunk)
+        )
+        found.update(session.scalars(query))
+    _require_found(asked, found, f"patient in {name}:")
+    basket = basket_for(session, owner)
+    added = 0
+    for chunk in _chunks(asked):
+        ids = (
+            select(Series.id)
+            .join(Study, Study.id == Series.study_id)
+            .join(Patient, Patient.id == Study.patient_id)
+            .where(Patient.collection_id == collection_id, Patient.patient_id.in_(chunk))
+        )
+        added += _insert_series(session, basket, ids)
+    return added
+
+
+def add_search(session: Session, visibility: Visibility, owner: Owner, wanted: SeriesFilter) -> int:
+    """Add every series a search matches, server-side, in one statement."""
+    scope = series_scope(session, visibility, wanted)
+    basket = basket_for(session, owner)
+    return _insert_series(session, basket, scope.series_ids())
+
+
+def remove_series(session: Session, owner: Owner, uids: Iterable[str]) -> int:
+    """Take series out of the basket; returns how many were removed."""
+    asked = _listed(uids, "SeriesInstanceUID")
+    basket = find_basket(session, owner)
+    if basket is None:
+        return 0
+    removed = 0
+    for chunk in _chunks(asked):
+        ids = select(Series.id).where(Series.series_instance_uid.in_(chunk))
+        result = session.execute(
+            delete(BasketItem).where(
+                BasketItem.basket_id == basket.id, BasketItem.series_id.in_(ids)
+            )
+        )
+        removed += max(int(getattr(result, "rowcount", 0) or 0), 0)
+    return removed
+
+
+def clear(session: Session, owner: Owner) -> None:
+    """Empty the basket."""
+    basket = find_basket(session, owner)
+    if basket is not None:
+        session.execute(delete(BasketItem).where(BasketItem.basket_id == basket.id))
+
+
+def merge_into(session: Session, guest: Owner, user: Owner) -> int:
+    """Move a guest session's basket into the user's (at login); returns series moved."""
+    source = find_basket(session, guest)
+    if source is None:
+        return 0
+    target = basket_for(session, user)
+    moved = _insert_series(
+        session,
+        target,
+        select(BasketItem.series_id.label("id")).where(BasketItem.basket_id == source.id),
+    )
+    session.delete(source)
+    return moved
+
+
+def in_basket(basket_id: int) -> ColumnElement[bool]:
+    """A condition on :class:`Series`: the series is in this basket."""
+    return Series.id.in_(select(BasketItem.series_id).where(BasketItem.basket_id == basket_id))
+
+
+_SUMMARY_KEYS = ("series", "studies", "patients", "collections", "instances", "size")
+
+
+def summary_of_nothing() -> dict[str, int]:
+    """The summary of an empty (or not yet created) basket."""
+    return dict.fromkeys((*_SUMMARY_KEYS, "hidden"), 0)
+
+
+def summary(session: Session, visibility: Visibility, owner: Owner) -> dict[str, int]:
+    """Counts and total size of the visible basket, and how many series are now hidden."""
+    basket = find_basket(session, owner)
+    if basket is None:
+        return summary_of_nothing()
+    row = session.execute(
+        select(
+            func.count(Series.id),
+            func.count(distinct(Series.study_id)),
+            func.count(distinct(Study.patient_id)),
+            func.count(distinct(Series.collection_id)),
+            func.coalesce(func.sum(Series.instance_count), 0),
+            func.coalesce(func.sum(Series.total_size), 0),
+        )
+        .join(Study, Study.id == Series.study_id)
+        .where(in_basket(basket.id), visible_series(visibility))
+    ).one()
+    held = session.scalar(select(func.count()).where(BasketItem.basket_id == basket.id)) or 0
+    out = {key: int(value) for key, value in zip(_SUMMARY_KEYS, row, strict=True)}
+    out["hidden"] = int(held) - out["series"]
+    return out
+
+
+def items(
+    session: Session, visibility: Visibility, owner: Owner, page: Page
+) -> list[dict[str, Any]]:
+    """One page of the visible series in the basket, in the public side's stable order."""
+    basket = find_basket(session, owner)
+    if basket is None:
+        return []
+    query = joined_series().where(in_basket(basket.id), visible_series(visibility))
+    rows = session.execute(ordered(session, query).limit(page.limit).offset(page.offset))
+    return [series_row(row) for row in rows]
+
+
+def exportable(session: Session, visibility: Visibility, owner: Owner) -> tuple[int, int]:
+    """``(basket id, series count)`` for an export; Forbidden if any series is now hidden.
+
+    Raises
+    ------
+    NotFound
+        The basket is empty (there is nothing to export).
+    Forbidden
+        Some series in the basket are no longer visible to the caller; the
+        export would be partial, so it is refused as a whole.
+    """
+    counts = summary(session, visibility, owner)
+    if counts["hidden"]:
+        raise Forbidden(
+            f"{counts['hidden']} series in your basket are no longer visible to you; "
+            "remove them (or clear the basket) before exporting"
+        )
+    basket = find_basket(session, owner)
+    if basket is None or counts["series"] == 0:
+        raise NotFound("the basket is empty")
+    return basket.id, counts["series"]
+
+
+def remove_hidden(session: Session, visibility: Visibility, owner: Owner) -> int:
+    """Drop the series the caller can no longer see; returns how many."""
+    basket = find_basket(session, owner)
+    if basket is None:
+        return 0
+    visible = select(Series.id).where(visible_series(visibility))
+    result = session.execute(
+        delete(BasketItem).where(
+            BasketItem.basket_id == basket.id, BasketItem.series_id.not_in(visible)
+        )
+    )
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
