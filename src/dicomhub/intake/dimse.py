@@ -1,9 +1,11 @@
 """The intake DIMSE listener (pynetdicom), a thin adapter over the intake service.
 
 Handlers return DIMSE status codes instead of raising, so the protocol edge
-decides what the peer sees.  pynetdicom never sets TCP_NODELAY, and without it
-every C-STORE response waits on Nagle's algorithm (~40-60 ms), so the listener
-sets it on each accepted connection.
+decides what the peer sees.  Only calling AE titles registered as
+:class:`~dicomhub.core.db.intake.DimsePeer` may associate; the title maps to
+the collection and site its instances belong to.  pynetdicom never sets
+TCP_NODELAY, and without it every C-STORE response waits on Nagle's algorithm
+(~40-60 ms), so the listener sets it on each accepted connection.
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ import socket
 import threading
 from typing import Any
 
-from pynetdicom import AE, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from sqlalchemy import select
 
 from dicomhub.context import IntakeContext
+from dicomhub.core.db.intake import DimsePeer
+from dicomhub.intake.origin import Origin
+from dicomhub.intake.service import IntakeService, IntakeSession
 
 LOGGER = logging.getLogger(__name__)
+#: A title no peer can send (it has a backslash): "nobody is registered" must not mean "anyone".
+_NOBODY = "\\none\\"
 
 
 def _nodelay(event: Any) -> None:
@@ -31,20 +39,90 @@ def _echo(event: Any) -> int:
     return 0x0000
 
 
+def registered_peers(context: IntakeContext) -> dict[str, tuple[str, str]]:
+    """Calling AE title -> (collection, site), read fresh for each association."""
+    with context.db.sessions() as db:
+        rows = db.execute(select(DimsePeer.ae_title, DimsePeer.collection, DimsePeer.site))
+        return {row[0].strip(): (row[1], row[2]) for row in rows}
+
+
+class _IntakeAE(AE):
+    """An AE whose allowed calling titles come from the intake database at each association."""
+
+    def __init__(self, ae_title: str, context: IntakeContext) -> None:
+        super().__init__(ae_title=ae_title)
+        self._context = context
+
+    @property
+    def require_calling_aet(self) -> list[str]:
+        return list(registered_peers(self._context)) or [_NOBODY]
+
+    @require_calling_aet.setter
+    def require_calling_aet(self, ae_titles: list[str]) -> None:
+        raise AttributeError("calling AE titles are registered in the intake database")
+
+
 class DimseListener:
     """Owns the AE and its server thread for one intake context."""
 
-    def __init__(self, context: IntakeContext) -> None:
+    def __init__(self, context: IntakeContext, service: IntakeService | None = None) -> None:
         self.context = context
+        self.service = service or IntakeService(context)
         settings = context.settings
         self.address = (settings.dimse_host, settings.dimse_port)
-        self.ae = AE(ae_title=settings.dimse_ae_title)
+        self.ae = _IntakeAE(settings.dimse_ae_title, context)
         self.ae.add_supported_context(Verification)
+        for presentation in AllStoragePresentationContexts:
+            self.ae.add_supported_context(str(presentation.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+        self.ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
         self._server: Any = None
         self._stopped = threading.Event()
+        self._sessions: dict[int, IntakeSession] = {}
+        self._lock = threading.Lock()
 
     def handlers(self) -> list[Any]:
-        return [(evt.EVT_CONN_OPEN, _nodelay), (evt.EVT_C_ECHO, _echo)]
+        return [
+            (evt.EVT_CONN_OPEN, _nodelay),
+            (evt.EVT_C_ECHO, _echo),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_CONN_CLOSE, self._on_close),
+        ]
+
+    def _session(self, assoc: Any) -> IntakeSession:
+        key = id(assoc)
+        with self._lock:
+            session = self._sessions.get(key)
+        if session is not None:
+            return session
+        title = str(assoc.requestor.ae_title).strip()
+        collection, site = registered_peers(self.context).get(title, ("", ""))
+        origin = Origin(
+            "dimse", title, str(assoc.requestor.address), collection or None, site or None
+        )
+        session = self.service.open_session(origin)
+        with self._lock:
+            self._sessions[key] = session
+        return session
+
+    def _on_close(self, event: Any) -> None:
+        with self._lock:
+            session = self._sessions.pop(id(event.assoc), None)
+        if session is not None:
+            LOGGER.info(
+                "%s: %d stored, %d quarantined, %d refused",
+                session.origin.label, session.stored, session.quarantined, session.refused,
+            )  # fmt: skip
+
+    def _on_store(self, event: Any) -> int:
+        try:
+            session = self._session(event.assoc)
+            if session.origin.collection is None:
+                return 0x0124  # the peer was unregistered after associating
+            result = self.service.store(session, event.encoded_dataset(include_meta=True))
+        except Exception:  # a handler answers, it never raises into pynetdicom
+            LOGGER.exception("C-STORE failed")
+            return 0xA700
+        return result.status
 
     def start(self) -> None:
         """Start listening in background threads."""

@@ -1,0 +1,96 @@
+"""The C-STORE SCP against real peers: dcmtk storescu/echoscu and pynetdicom."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
+from sqlalchemy import select
+
+from dicomhub.context import IntakeContext
+from dicomhub.core.db import Instance, QuarantineItem
+from dicomhub.intake.dimse import DimseListener
+from tests.core.dicom.build import instance_bytes, make_dataset
+from tests.intake.conftest import PEER
+
+pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
+
+
+@pytest.fixture
+def listener(intake_context: IntakeContext) -> Iterator[DimseListener]:
+    server = DimseListener(intake_context)
+    server.start()
+    yield server
+    server._server.shutdown()  # the context is closed by its own fixture
+
+
+def _dcmtk(tool: str, port: int, *args: str, aet: str = PEER) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    return subprocess.run(
+        [tool, "-aet", aet, "-aec", "DICOMHUB", "127.0.0.1", str(port), *args],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+
+
+def test_echo_and_unknown_ae(listener: DimseListener) -> None:
+    assert _dcmtk("echoscu", listener.port).returncode == 0
+    refused = _dcmtk("echoscu", listener.port, aet="STRANGER")
+    assert refused.returncode != 0
+    assert "Calling AE Title Not Recognized" in refused.stdout + refused.stderr
+
+
+def test_storescu_stores_many_in_one_association(
+    listener: DimseListener, intake_context: IntakeContext, tmp_path: Path
+) -> None:
+    files = []
+    for i in range(12):
+        syntax = ImplicitVRLittleEndian if i % 2 else ExplicitVRLittleEndian
+        path = tmp_path / f"{i}.dcm"
+        path.write_bytes(instance_bytes(syntax, instance_number=i, sop_uid=f"1.2.3.9.{i + 1}"))
+        files.append(str(path))
+    result = _dcmtk("storescu", listener.port, *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with intake_context.db.sessions() as db:
+        stored = {row.sop_instance_uid: row for row in db.scalars(select(Instance))}
+    assert set(stored) == {f"1.2.3.9.{i + 1}" for i in range(12)}
+    for i, path in enumerate(files):
+        # storescu sends the dataset as read; the stored Part 10 file ends with the same bytes
+        kept = intake_context.store.get(stored[f"1.2.3.9.{i + 1}"].blob_key)
+        assert kept.endswith(Path(path).read_bytes()[-512:])  # the pixel data
+
+
+def _sendable(**kwargs: object) -> Dataset:
+    ds = make_dataset(**kwargs)  # type: ignore[arg-type]
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+def test_pynetdicom_statuses(listener: DimseListener, intake_context: IntakeContext) -> None:
+    ae = AE(ae_title=PEER)
+    ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="DICOMHUB")
+    assert assoc.is_established
+    try:
+        good = _sendable(sop_uid="1.2.3.10.1")
+        assert assoc.send_c_store(good).Status == 0x0000
+        bad = _sendable(sop_uid="1.2.3.10.2", Modality="ct")
+        assert assoc.send_c_store(bad).Status == 0xC000
+        conflict = _sendable(sop_uid="1.2.3.10.1", patient_id="SOMEONE-ELSE")
+        assert assoc.send_c_store(conflict).Status == 0xC000
+        missing = _sendable(sop_uid="1.2.3.10.3", PatientID=None)
+        assert assoc.send_c_store(missing).Status == 0xA900
+    finally:
+        assoc.release()
+    with intake_context.db.sessions() as db:
+        reasons = sorted(db.scalars(select(QuarantineItem.reason_code)))
+    assert reasons == ["missing_required", "patient_conflict", "vr_violation"]
