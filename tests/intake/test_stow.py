@@ -13,7 +13,6 @@ from sqlalchemy import select
 from dicomhub.context import IntakeContext
 from dicomhub.core.auth import create_token, create_user, grant_role
 from dicomhub.core.db import Instance
-from dicomhub.intake import routes
 from dicomhub.web.app import create_intake_app
 from tests.core.dicom.build import STUDY, instance_bytes
 from tests.fixtures.http import serve_app
@@ -45,7 +44,6 @@ def _body(*parts: bytes, boundary: str = BOUNDARY) -> bytes:
 @pytest.fixture
 def stow_url(intake_context: IntakeContext) -> Iterator[str]:
     app: FastAPI = create_intake_app(intake_context.settings, intake_context)
-    app.include_router(routes.router)
     with serve_app(app) as url:
         yield url
 

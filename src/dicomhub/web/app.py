@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from dicomhub import __version__
 from dicomhub.context import IntakeContext, PublicContext
+from dicomhub.intake import routes as intake_routes
 from dicomhub.publish import http as publish_http
 from dicomhub.publish import pages as publish_pages
 from dicomhub.publish import routes as publish_routes
@@ -103,4 +104,5 @@ def create_intake_app(settings: IntakeSettings, context: IntakeContext | None = 
     app = _base_app("intake", lifespan)
     app.include_router(pages.health_router)
     app.include_router(pages.intake_router)
+    app.include_router(intake_routes.router)
     return app
