@@ -2,7 +2,8 @@
 
 Usage: python bench/deid_bench.py [N] — writes N CT files to a temp dir, then times
 (1) pydicom dcmread + dcmwrite unchanged and (2) dcmread + dicomhub deidentify + dcmwrite,
-on one core, and prints instances/s for both.
+on one core, and prints instances/s for both. The recipe is the TCIA-like one: Basic
+Profile with modified dates, safe private and clean descriptors, the whole table applied.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from dicomhub.core.deid import Deidentifier, Recipe
+
+ROUNDS = 5
 
 
 def make_ct(i: int, rng: np.random.Generator) -> Dataset:
@@ -100,17 +104,15 @@ def make_ct(i: int, rng: np.random.Generator) -> Dataset:
     return ds
 
 
-def rate(files: list[Path], step: object | None, rounds: int = 3) -> float:
-    best = 0.0
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for path in files:
-            ds = dcmread(path)
-            if step is not None:
-                step(ds)  # type: ignore[operator]
-            ds.save_as(io.BytesIO(), enforce_file_format=True)
-        best = max(best, len(files) / (time.perf_counter() - start))
-    return best
+def rate(files: list[Path], step: Callable[[Dataset], object] | None) -> float:
+    """Instances/s for one pass: read each file, optionally de-identify, write to memory."""
+    start = time.perf_counter()
+    for path in files:
+        ds = dcmread(path)
+        if step is not None:
+            step(ds)
+        ds.save_as(io.BytesIO(), enforce_file_format=True)
+    return len(files) / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -133,9 +135,12 @@ def main() -> None:
             path = Path(tmp) / f"ct{i:05d}.dcm"
             make_ct(i, rng).save_as(path, enforce_file_format=True)
             files.append(path)
-        plain = rate(files, None)
-        deid = rate(files, engine)
-    print(f"{n} CT 512x512 files, one core, best of 3")
+        # Interleave the two so that load from elsewhere on the machine hits both alike.
+        plain = deid = 0.0
+        for _ in range(ROUNDS):
+            plain = max(plain, rate(files, None))
+            deid = max(deid, rate(files, engine))
+    print(f"{n} CT 512x512 files, one core, best of {ROUNDS} interleaved rounds")
     print(f"pydicom read+write      {plain:8.1f} instances/s")
     print(f"read+deidentify+write   {deid:8.1f} instances/s  ({deid / plain:.0%} of the limit)")
 
