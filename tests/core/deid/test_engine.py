@@ -323,3 +323,41 @@ def test_deidentifier_reuse_is_consistent() -> None:
     second = engine(ct(SOPInstanceUID="1.2.3.4.100.2")).dataset
     assert first.StudyInstanceUID == second.StudyInstanceUID
     assert first.SOPInstanceUID != second.SOPInstanceUID
+
+
+def test_times_emptied_on_request(source: str) -> None:
+    out = run(ct(), source, retain_long_modified_dates=True, keep_times=False)
+    assert out.StudyDate == "20170420"
+    assert out.StudyTime == ""
+
+
+def test_tcia_knowledge_base_dispositions(source: str) -> None:
+    from dicomhub.core.deid import _private_tags
+
+    uid_row = next(r for r in _private_tags.ROWS if r.disposition == "hash_uid" and r.vr == "UI")
+    date_row = next(r for r in _private_tags.ROWS if r.disposition == "shift_date" and r.vr == "DA")
+    ds = ct()
+    ds.private_block(uid_row.group, uid_row.creator, create=True).add_new(
+        uid_row.element, "UI", "1.2.3.4.77"
+    )
+    ds.private_block(date_row.group, date_row.creator, create=True).add_new(
+        date_row.element, "DA", "20200115"
+    )
+    kw = {"retain_safe_private": True, "retain_long_modified_dates": True}
+    out = run(ds, source, safe_private_source="tcia_kb", **kw)
+    got_uid = out.private_block(uid_row.group, uid_row.creator)[uid_row.element].value
+    got_date = out.private_block(date_row.group, date_row.creator)[date_row.element].value
+    assert got_uid == H("1.2.3.4.77")
+    assert got_date == "20170420"
+
+
+def test_unparsable_private_sequence_removed() -> None:
+    """A safe private SQ that arrives as UN cannot be walked, so it is removed and reported."""
+    ds = ct()
+    ds.add_new(0x20010010, "LO", "Philips Imaging DD 001")
+    ds.add_new(0x20011069, "UN", b"\xfe\xff\x00\xe0\x00\x00\x00\x00")  # Display Shutter Seq
+    ds.add_new(0x20011001, "FL", 1.5)  # safe, kept
+    result = Deidentifier(recipe(retain_safe_private=True))(ds)
+    assert 0x20011069 not in ds
+    assert ds[0x20011001].value == 1.5
+    assert [(i.tag, i.reason) for i in result.issues] == [(0x20011069, "unparsed sequence removed")]

@@ -216,9 +216,14 @@ class _Run:
             return
         elem = ds[tag]
         if act == t.RECURSE:
-            if elem.VR == "SQ":
-                for i, item in enumerate(elem.value):
-                    self.walk(item, f"{path}({tag:08X})[{i}]", top=False)
+            if elem.VR != "SQ":
+                # A sequence we cannot parse (e.g. implicit VR private SQ read as UN) cannot
+                # be inspected, so it cannot be kept.
+                del ds[tag]
+                self.result.issues.append(DeidIssue(path, int(tag), "unparsed sequence removed"))
+                return
+            for i, item in enumerate(elem.value):
+                self.walk(item, f"{path}({tag:08X})[{i}]", top=False)
         elif act == t.UID:
             self.uids(elem)
         elif act in (t.SHIFT_DA, t.SHIFT_DT):
@@ -355,7 +360,9 @@ class _Run:
             if kept is None:
                 del ds[tag]
                 continue
-            vr = raw[tag].VR or kept[1] or ds[tag].VR
+            vr = raw[tag].VR
+            if vr in (None, "UN"):
+                vr = kept[1] or ds[tag].VR
             act = t.private_action(plan, kept[0], vr)
             if act == t.REMOVE:
                 del ds[tag]

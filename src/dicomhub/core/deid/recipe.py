@@ -113,6 +113,13 @@ class Recipe(BaseModel):
     clean_structured_content: bool = False
     clean_graphics: bool = False
 
+    #: With Modified Dates, times (TM) are kept (a whole-day shift leaves clock time true);
+    #: False empties them instead.
+    keep_times: bool = True
+    #: Which private attributes Retain Safe Private keeps: the Table E.3.10-1 rows only, or
+    #: every row of TCIA's private tag knowledge base (with its keep/hash/shift dispositions).
+    safe_private_source: Literal["e3101", "tcia_kb"] = "e3101"
+
     keep: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     keep_private: tuple[str, ...] = ()

@@ -165,7 +165,9 @@ class Plan:
         """DA/DT/TM under the recipe's date policy (TM is kept whenever dates are)."""
         if self.dates == "remove":
             return REMOVE
-        if self.dates == "keep" or vr == "TM":
+        if vr == "TM":
+            return KEEP if self.dates == "keep" or self.recipe.keep_times else EMPTY
+        if self.dates == "keep":
             return KEEP
         return SHIFT_DA if vr == "DA" else SHIFT_DT
 
@@ -214,7 +216,7 @@ def compile_plan(recipe: Recipe, *, map_patients: bool) -> Plan:
         plan.cache[PATIENT_NAME_TAG] = PATIENT_NAME
     if plan.private_code == "C":
         for prow in _private_tags.ROWS:
-            if prow.in_e3101:
+            if prow.in_e3101 or recipe.safe_private_source == "tcia_kb":
                 key = (prow.group, prow.creator, prow.element)
                 plan.private_keep[key] = (prow.disposition, prow.vr)
     for text in recipe.keep_private:
