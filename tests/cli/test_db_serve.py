@@ -15,8 +15,11 @@ from tests.fixtures.http import cli_process, free_port, wait_for_http
 from typer.testing import CliRunner
 
 from dicomhub.cli.main import app
+from dicomhub.core.db import make_engine, make_sessionmaker
+from dicomhub.core.db.intake import DimsePeer
 from dicomhub.core.db.migrate import current
 from dicomhub.core.tls import ensure_self_signed
+from dicomhub.settings import load_settings
 
 
 @pytest.fixture
@@ -52,8 +55,16 @@ def test_db_upgrade_with_bad_url_is_one_line(env: dict[str, str]) -> None:
     assert "DICOMHUB_PUBLIC_DATABASE_URL" in str(result.exception)
 
 
+def _register_peer(ae_title: str) -> None:
+    engine = make_engine(load_settings().intake_db)
+    with make_sessionmaker(engine)() as db, db.begin():
+        db.add(DimsePeer(ae_title=ae_title, collection="DEMO", site="DEMO"))
+    engine.dispose()
+
+
 def test_serve_runs_public_intake_and_dimse(env: dict[str, str], tmp_path: Path) -> None:
     assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+    _register_peer("TESTSCU")  # the listener rejects calling AE titles it does not know
     cert, key = ensure_self_signed(tmp_path / "keys")
     ports = {name: free_port() for name in ("public", "intake", "dimse")}
     run_env = env | {
