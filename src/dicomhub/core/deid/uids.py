@@ -17,6 +17,7 @@ from pydicom._uid_dict import UID_dictionary
 #: Registry UIDs (SOP classes, transfer syntaxes, coding schemes, well-known frames of
 #: reference ...) live under this root; they name *what* something is, never *which*.
 DICOM_ROOT = "1.2.840.10008."
+CACHE_LIMIT = 1_000_000
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 #: Unlisted UI attributes that name a kind of thing, not an instance: never hashed.
@@ -74,6 +75,8 @@ class UidHasher:
         """The replacement for ``uid`` (well-known UIDs come back unchanged)."""
         new = self._cache.get(uid)
         if new is None:
+            if len(self._cache) >= CACHE_LIMIT:  # a run over millions of instances
+                self._cache.clear()
             new = self._cache[uid] = self._compute(uid)
         return new
 
