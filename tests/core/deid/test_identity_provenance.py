@@ -157,3 +157,18 @@ def test_default_keep_text_are_real_keywords() -> None:
     from dicomhub.core.deid.recipe import DEFAULT_KEEP_TEXT
 
     assert all(k in keyword_dict for k in DEFAULT_KEEP_TEXT)
+
+
+def test_recipe_from_toml() -> None:
+    text = """
+kit_id = "kit-test"
+uid_root = "1.2.826.0.1.3680043.10.999"
+date_offset_days = -1000
+clean_descriptors = true
+keep = ["ConvolutionKernel"]
+"""
+    loaded = type(recipe()).from_toml(text, uid_secret="test-secret-0123456789abcdef")
+    assert (
+        loaded.recipe_hash()
+        == recipe(clean_descriptors=True, keep=("ConvolutionKernel",)).recipe_hash()
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tomllib
 from enum import Enum
 from typing import Literal
 
@@ -177,6 +178,14 @@ class Recipe(BaseModel):
             Option.CLEAN_GRAPHICS: self.clean_graphics,
         }
         return tuple(opt for opt, on in flags.items() if on)
+
+    @classmethod
+    def from_toml(cls, text: str, *, uid_secret: str | None = None) -> Recipe:
+        """Load a recipe from TOML (a kit's ``recipe.toml``); the secret may come separately."""
+        data = tomllib.loads(text)
+        if uid_secret is not None:
+            data["uid_secret"] = uid_secret
+        return cls.model_validate(data)
 
     def canonical_json(self) -> str:
         """Sorted-key, whitespace-free JSON of the rules (the secret excluded)."""
