@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from dicomhub.cli import db, demo, jobs, sample, serve, tokens, users
+from dicomhub.cli import db, demo, jobs, kits, sample, serve, submit, tokens, users
 from dicomhub.errors import ArchiveError
 
 app = typer.Typer(
@@ -26,6 +26,8 @@ app.add_typer(users.app, name="users", help="Accounts and role grants.")
 app.add_typer(tokens.app, name="tokens", help="API tokens.")
 app.add_typer(jobs.app, name="jobs", help="Bulk jobs and their progress.")
 app.add_typer(sample.app, name="sample", help="Synthetic sample data (no real patient data).")
+app.add_typer(submit.app, name="submit", help="De-identify with a kit, send and verify (site).")
+app.add_typer(kits.app, name="kits", help="Submission kits for sites.")
 app.command("demo")(demo.demo)
 
 
