@@ -52,7 +52,7 @@ deps-test:
 # or lint's when the tests passed.
 test: venv deps-test
 	@trap '$(SERVICES) down --dir $(SERVICES_DIR)' EXIT; trap 'exit 130' INT TERM; \
-	$(SERVICES) up --dir $(SERVICES_DIR); \
+	$(SERVICES) up --dir $(SERVICES_DIR) --owner $$$$; \
 	set -a; . $(SERVICES_DIR)/env; set +a; \
 	status=0; \
 	DICOMHUB_REQUIRE_SERVICES=1 $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
