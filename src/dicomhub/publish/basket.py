@@ -124,13 +124,20 @@ def _insert_series(session: Session, basket: Basket, series_ids: Select[Any]) ->
     chosen = series_ids.subquery()
     already = exists().where(BasketItem.basket_id == basket.id, BasketItem.series_id == chosen.c.id)
     source = select(literal(basket.id, Integer), chosen.c.id).where(~already).distinct()
-    result = session.execute(insert(BasketItem).from_select(["basket_id", "series_id"], source))
-    added = max(int(getattr(result, "rowcount", 0) or 0), 0)
-    size = session.scalar(select(func.count()).where(BasketItem.basket_id == basket.id)) or 0
+    before = _held(session, basket.id)
+    session.execute(insert(BasketItem).from_select(["basket_id", "series_id"], source))
+    size = _held(session, basket.id)
     if size > MAX_BASKET:
         raise PayloadTooLarge(f"a basket holds at most {MAX_BASKET} series; this would make {size}")
+    added = size - before
     session.execute(update(Basket).where(Basket.id == basket.id).values(updated_at=utcnow()))
     return added
+
+
+def _held(session: Session, basket_id: int) -> int:
+    """How many series the basket holds, hidden ones included."""
+    query = select(func.count()).select_from(BasketItem).where(BasketItem.basket_id == basket_id)
+    return int(session.scalar(query) or 0)
 
 
 def visible_series(visibility: Visibility) -> ColumnElement[bool]:
@@ -162,7 +169,8 @@ def add_studies(session: Session, visibility: Visibility, owner: Owner, uids: It
     found: set[str] = set()
     for chunk in _chunks(asked):
         query = (
-            select(distinct(Study.study_instance_uid))
+            select(Study.study_instance_uid)
+            .distinct()
             .join(Series, Series.study_id == Study.id)
             .where(Study.study_instance_uid.in_(chunk), visible_series(visibility))
         )
@@ -227,7 +235,7 @@ def remove_series(session: Session, owner: Owner, uids: Iterable[str]) -> int:
     removed = 0
     for chunk in _chunks(asked):
         ids = select(Series.id).where(Series.series_instance_uid.in_(chunk))
-        result = session.execute(
+        result = session.connection().execute(
             delete(BasketItem).where(
                 BasketItem.basket_id == basket.id, BasketItem.series_id.in_(ids)
             )
@@ -288,7 +296,7 @@ def summary(session: Session, visibility: Visibility, owner: Owner) -> dict[str,
         .join(Study, Study.id == Series.study_id)
         .where(in_basket(basket.id), visible_series(visibility))
     ).one()
-    held = session.scalar(select(func.count()).where(BasketItem.basket_id == basket.id)) or 0
+    held = _held(session, basket.id)
     out = {key: int(value) for key, value in zip(_SUMMARY_KEYS, row, strict=True)}
     out["hidden"] = int(held) - out["series"]
     return out
@@ -335,7 +343,7 @@ def remove_hidden(session: Session, visibility: Visibility, owner: Owner) -> int
     if basket is None:
         return 0
     visible = select(Series.id).where(visible_series(visibility))
-    result = session.execute(
+    result = session.connection().execute(
         delete(BasketItem).where(
             BasketItem.basket_id == basket.id, BasketItem.series_id.not_in(visible)
         )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from dicomhub.core.db import Collection, Series
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.filters import SeriesFilter
-from dicomhub.publish.query import series_scope, text_key
+from dicomhub.publish.query import series_scope
 
 #: Facet name → (the filter field it mirrors, the series column it groups by).
 FACETS: Mapping[str, tuple[str, Any]] = {
