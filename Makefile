@@ -28,7 +28,11 @@ venv: $(STAMP)
 
 # Rebuilt whenever pyproject.toml changes; a no-op otherwise.
 $(STAMP): pyproject.toml
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { \
+	  echo "python3 -m venv failed; installing python3-venv"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv </dev/null; \
+	  rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
