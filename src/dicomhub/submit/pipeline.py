@@ -168,6 +168,9 @@ class Pipeline:
         )
 
     def _process(self) -> None:
+        if self.out_dir.exists():
+            for stale in self.out_dir.rglob(".*.tmp"):  # left by a worker killed mid-write
+                stale.unlink(missing_ok=True)
         pending = deque(self.state.rows("seen"))
         self.ready.extend(self.state.rows("deidentified"))
         self.progress("deidentify", 0, len(pending))
