@@ -61,16 +61,18 @@ test: venv deps-test
 	status=0; \
 	DICOMHUB_REQUIRE_SERVICES=1 $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
 	$(SERVICES) down --dir $(SERVICES_DIR); \
-	lint=0; $(MAKE) --no-print-directory lint || lint=$$?; \
+	lint=0; ( $(LINT) ) || lint=$$?; \
 	if [ $$status -eq 0 ]; then status=$$lint; fi; \
 	exit $$status
 
 # Both linters always run, so one report shows everything.
-lint: venv
-	@status=0; \
+LINT = status=0; \
 	echo "ruff check src tests"; $(BIN)/ruff check src tests || status=1; \
 	echo "mypy (strict)"; $(BIN)/mypy || status=1; \
 	exit $$status
+
+lint: venv
+	@$(LINT)
 
 services-up: venv
 	$(SERVICES) up --dir $(SERVICES_DIR)
