@@ -7,6 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 from pydicom.sr.codedict import codes
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomhub.core.deid import (
     PRIVATE_CREATOR,
@@ -172,3 +173,17 @@ keep = ["ConvolutionKernel"]
         loaded.recipe_hash()
         == recipe(clean_descriptors=True, keep=("ConvolutionKernel",)).recipe_hash()
     )
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_provenance_survives_both_encodings(syntax: str) -> None:
+    ds = ct()
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
+    ds = roundtrip(ds)
+    assert ds.original_encoding == (syntax == ImplicitVRLittleEndian, True)
+    deidentify(ds, recipe(clean_graphics=True))
+    out = roundtrip(ds)
+    assert [i.CodeValue for i in out.DeidentificationMethodCodeSequence] == ["113100", "113103"]
+    assert out.DeidentificationMethodCodeSequence[1].CodeMeaning == "Clean Graphics Option"
+    assert out.PatientIdentityRemoved == "YES"
+    assert read_provenance(out) is not None

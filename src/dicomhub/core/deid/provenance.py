@@ -6,6 +6,8 @@ so intake can refuse instances that were not produced by the kit it issued.
 
 from __future__ import annotations
 
+import struct
+
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -44,6 +46,14 @@ def _encode(value: str | list[str]) -> bytes:
     return data + b" " if len(data) % 2 else data
 
 
+def _element(tag: int, vr: str, data: bytes, implicit: bool) -> bytes:
+    """One little-endian element with a short-length VR (SH, LO, CS)."""
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    if implicit:
+        return head + struct.pack("<I", len(data)) + data
+    return head + vr.encode("ascii") + struct.pack("<H", len(data)) + data
+
+
 class Provenance:
     """The provenance elements of one recipe, encoded once and stamped on every instance.
 
@@ -77,6 +87,18 @@ class Provenance:
             (ELEM_ENGINE, "LO", _encode(f"dicomhub {__version__}")),
             (ELEM_ANNEX_E_EDITION, "LO", _encode(_annex_e.EDITION)),
         ]
+        self._encoded: dict[bool, bytes] = {}
+
+    def _sequence_bytes(self, implicit: bool) -> bytes:
+        """DeidentificationMethodCodeSequence value, little endian, defined lengths."""
+        cached = self._encoded.get(implicit)
+        if cached is None:
+            items = []
+            for code in self.codes:
+                body = b"".join(_element(tag, vr, data, implicit) for tag, vr, data in code)
+                items.append(struct.pack("<HHI", 0xFFFE, 0xE000, len(body)) + body)
+            cached = self._encoded[implicit] = b"".join(items)
+        return cached
 
     def stamp(self, ds: Dataset) -> None:
         """Write PatientIdentityRemoved, the method attributes and the dicomhub private block."""
@@ -90,13 +112,19 @@ class Provenance:
 
         for tag, vr, data in self.public:
             put(ds, tag, vr, data)
-        items = []
-        for code in self.codes:
-            item = Dataset()
-            for tag, vr, data in code:
-                put(item, tag, vr, data)
-            items.append(item)
-        ds._dict[BaseTag(0x00120064)] = DataElement(0x00120064, "SQ", Sequence(items))
+        if implicit is not None and little:
+            # Known little-endian encoding: the code sequence goes in as raw bytes too,
+            # which the writer copies instead of walking four items.
+            data = self._sequence_bytes(bool(implicit))
+            put(ds, 0x00120064, "SQ", data)
+        else:
+            items = []
+            for code in self.codes:
+                item = Dataset()
+                for tag, vr, value in code:
+                    put(item, tag, vr, value)
+                items.append(item)
+            ds._dict[BaseTag(0x00120064)] = DataElement(0x00120064, "SQ", Sequence(items))
         block = _free_block(ds)
         put(ds, PRIVATE_GROUP << 16 | block, "LO", _encode(PRIVATE_CREATOR))
         base = PRIVATE_GROUP << 16 | block << 8
