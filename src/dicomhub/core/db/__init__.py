@@ -11,6 +11,7 @@ from dicomhub.core.db.intake import DimsePeer, SitePolicy
 from dicomhub.core.db.ops import AuditEvent, Job
 from dicomhub.core.db.public import Basket, BasketItem
 from dicomhub.core.db.quarantine import QuarantineItem, QuarantineState
+from dicomhub.core.db.release import Release, ReleaseItem, ReleaseState
 
 __all__ = [
     "Access",
@@ -26,6 +27,9 @@ __all__ = [
     "Patient",
     "QuarantineItem",
     "QuarantineState",
+    "Release",
+    "ReleaseItem",
+    "ReleaseState",
     "RoleGrant",
     "Series",
     "Site",
