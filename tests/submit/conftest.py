@@ -8,6 +8,7 @@ import pytest
 
 from dicomhub.sample import SampleManifest, make_sample
 from tests.submit.helpers import write_idmap, write_test_kit
+from tests.submit.intake_server import intake  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="session")

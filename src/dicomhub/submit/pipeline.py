@@ -30,6 +30,7 @@ from dicomhub.submit.idmap import IdMap
 from dicomhub.submit.kit import Kit
 from dicomhub.submit.state import FileRow, Outcome, StateDB
 from dicomhub.submit.upload import BatchResult, Part, StowClient
+from dicomhub.submit.verify import VerifyUnavailable
 from dicomhub.submit.worker import WorkerConfig, WorkResult, init_worker, process
 
 LOGGER = logging.getLogger(__name__)
@@ -147,7 +148,11 @@ class Pipeline:
         if not rows:
             return
         assert self.inventory is not None
-        arrived = self.inventory()
+        try:
+            arrived = self.inventory()
+        except VerifyUnavailable:
+            # Sent again: the intake replaces an instance with the same UID and patient.
+            arrived = {}
         done = [r.id for r in rows if r.sop_uid and arrived.get(r.sop_uid) == r.sha256]
         self.state.set_stage(done, "verified")
         self.state.set_stage([r.id for r in rows if r.id not in set(done)], "deidentified")
@@ -302,7 +307,12 @@ class Pipeline:
             if not sent:
                 break
             self.progress("verify", 0, len(sent))
-            arrived = self.inventory()
+            try:
+                arrived = self.inventory()
+            except VerifyUnavailable as exc:
+                LOGGER.warning("%s", exc.message)
+                self.summary.unverified = exc.message
+                return
             good = [r.id for r in sent if r.sop_uid and arrived.get(r.sop_uid) == r.sha256]
             bad = [r for r in sent if r.id not in set(good)]
             self.state.set_stage(good, "verified")

@@ -36,6 +36,7 @@ class Summary:
     seconds: float = 0.0
     deid_seconds: float = 0.0
     error: str | None = None
+    unverified: str | None = None
 
     @property
     def complete(self) -> bool:

@@ -25,6 +25,12 @@ class VerifyError(ArchiveError):
     code = "verify_failed"
 
 
+class VerifyUnavailable(VerifyError):
+    """This intake offers no verification endpoint; sent instances stay ``sent``."""
+
+    code = "verify_unavailable"
+
+
 @dataclass
 class Inventory:
     """The intake's counts and per-instance sha256 for one collection and site."""
@@ -41,6 +47,10 @@ def fetch_inventory(client: httpx.Client, *, path: str = VERIFY_PATH) -> Invento
         raise VerifyError(f"cannot reach the intake to verify: {exc}") from exc
     if response.status_code in (401, 403):
         raise Unauthorized(f"the intake refused the kit's credential (HTTP {response.status_code})")
+    if response.status_code in (404, 405):
+        raise VerifyUnavailable(
+            "this intake offers no verification; instances were sent, unverified"
+        )
     if response.status_code != 200:
         raise VerifyError(f"the intake's verification answered HTTP {response.status_code}")
     try:
