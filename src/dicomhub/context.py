@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhub.core.db import make_engine, make_sessionmaker
 from dicomhub.core.db.migrate import current
+from dicomhub.core.jobs import JobService, job_env, make_executor
 from dicomhub.core.store.base import BlobStore
 from dicomhub.core.store.factory import make_store
 from dicomhub.errors import ConfigurationError, StorageError
@@ -81,7 +83,15 @@ class PublicContext:
         self.db.require_schema("public")
         _check_store(self.store)
 
+    @cached_property
+    def jobs(self) -> JobService:
+        """Bulk jobs of this side, on the configured executor (made on first use)."""
+        return _job_service(self.settings, self.db.url)
+
     def close(self) -> None:
+        if "jobs" in self.__dict__:
+            self.jobs.close()
+            self.jobs.executor.close()
         self.db.close()
 
 
@@ -111,9 +121,22 @@ class IntakeContext:
         self.accounts.require_schema("accounts (public)")
         _check_store(self.store)
 
+    @cached_property
+    def jobs(self) -> JobService:
+        """Bulk jobs of this side, on the configured executor (made on first use)."""
+        return _job_service(self.settings, self.db.url)
+
     def close(self) -> None:
+        if "jobs" in self.__dict__:
+            self.jobs.close()
+            self.jobs.executor.close()
         self.db.close()
         self.accounts.close()
+
+
+def _job_service(settings: IntakeSettings | PublicSettings, url: str) -> JobService:
+    executor = make_executor(settings.job_executor, settings.dask_scheduler)
+    return JobService(url, executor, env=job_env(settings))
 
 
 def _check_store(store: BlobStore) -> None:

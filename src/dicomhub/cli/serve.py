@@ -80,6 +80,10 @@ def run(
     """
     public_context = PublicContext.from_settings(settings.public()) if public else None
     intake_context = IntakeContext.from_settings(settings.intake()) if intake else None
+    for context in (public_context, intake_context):
+        if context is not None:
+            for job_id in context.jobs.recover_interrupted():
+                LOGGER.warning("job %s was interrupted by a restart; marked failed", job_id)
     listener = None
     if dimse:
         listener = DimseListener(IntakeContext.from_settings(settings.intake()))
