@@ -186,4 +186,5 @@ def test_provenance_survives_both_encodings(syntax: str) -> None:
     assert [i.CodeValue for i in out.DeidentificationMethodCodeSequence] == ["113100", "113103"]
     assert out.DeidentificationMethodCodeSequence[1].CodeMeaning == "Clean Graphics Option"
     assert out.PatientIdentityRemoved == "YES"
-    assert read_provenance(out) is not None
+    rec = recipe(clean_graphics=True)
+    assert read_provenance(out) == {"kit_id": "kit-test", "recipe_hash": rec.recipe_hash()}

@@ -159,5 +159,10 @@ def read_provenance(ds: Dataset) -> dict[str, str] | None:
     out = {}
     for name, elem in (("kit_id", ELEM_KIT_ID), ("recipe_hash", ELEM_RECIPE_HASH)):
         if elem in block:
-            out[name] = str(block[elem].value)
+            value = block[elem].value
+            # In implicit VR files our private elements are unknown to the dictionary and
+            # come back as UN bytes.
+            if isinstance(value, bytes):
+                value = value.decode("ascii", "replace").rstrip(" \x00")
+            out[name] = str(value).strip()
     return out
