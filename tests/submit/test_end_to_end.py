@@ -90,11 +90,6 @@ def test_submit_sends_each_instance_once(
     assert intake.instances() == stored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core.deid.read_provenance returns the bytes repr (b'...') of the private block "
-    "in implicit VR files, so intake refuses them as deid_provenance",
-)
 def test_implicit_vr_instances_pass_the_provenance_check(
     intake: Intake, tmp_path: Path, sample: tuple[Path, SampleManifest]
 ) -> None:
