@@ -149,15 +149,24 @@ def check_provenance(session: Session, parsed: Parsed, collection: str, site: st
     return None
 
 
-def existing_instance(session: Session, record: IndexRecord) -> tuple[Instance, str] | None:
-    """The stored instance with the same SOP Instance UID and its patient ID, if any."""
-    row = session.execute(
+def existing_instance(
+    session: Session, record: IndexRecord, *, lock: bool = False
+) -> tuple[Instance, str] | None:
+    """The stored instance with the same SOP Instance UID and its patient ID, if any.
+
+    With ``lock`` the instance row is locked for the transaction (PostgreSQL), so two
+    replacements of one instance cannot both read the same old blob.
+    """
+    query = (
         select(Instance, Patient.patient_id)
         .join(Series, Instance.series_id == Series.id)
         .join(Study, Series.study_id == Study.id)
         .join(Patient, Study.patient_id == Patient.id)
         .where(Instance.sop_instance_uid == record.sop_instance_uid)
-    ).first()
+    )
+    if lock:
+        query = query.with_for_update(of=Instance)
+    row = session.execute(query).first()
     if row is None:
         return None
     return row[0], row[1]

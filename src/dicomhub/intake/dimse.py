@@ -122,7 +122,7 @@ class DimseListener:
         except Exception:  # a handler answers, it never raises into pynetdicom
             LOGGER.exception("C-STORE failed")
             return 0xA700
-        return result.status
+        return result.acknowledged_status
 
     def start(self) -> None:
         """Start listening in background threads."""

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from dicomhub.core.auth import audit
 from dicomhub.core.db import QuarantineItem, QuarantineState, utcnow
+from dicomhub.core.dicom.header import UnreadableError, read_header
 from dicomhub.core.store.base import BlobStore, blob_key_for
-from dicomhub.errors import BadRequest, NotFound
+from dicomhub.errors import ArchiveError, BadRequest, NotFound
 
 LOGGER = logging.getLogger(__name__)
 
@@ -104,10 +105,15 @@ def list_items(
     state: QuarantineState | None = QuarantineState.HELD,
     reason: str | None = None,
     collection: str | None = None,
+    collections: Collection[str] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Sequence[QuarantineItem]:
-    """Held (or other state) items, newest first."""
+    """Held (or other state) items, newest first.
+
+    ``collections`` (when not None) keeps only items of those collections, for
+    callers whose grants do not reach the whole archive.
+    """
     query = select(QuarantineItem).order_by(QuarantineItem.id.desc())
     if state is not None:
         query = query.where(QuarantineItem.state == state)
@@ -115,6 +121,8 @@ def list_items(
         query = query.where(QuarantineItem.reason_code == reason)
     if collection:
         query = query.where(QuarantineItem.collection == collection)
+    if collections is not None:
+        query = query.where(QuarantineItem.collection.in_(sorted(collections)))
     return session.scalars(query.limit(limit).offset(offset)).all()
 
 
@@ -144,8 +152,11 @@ def counts_by_reason(session: Session) -> dict[tuple[str, str, str], int]:
 def delete_item(
     session: Session, store: BlobStore, item_id: int, *, actor: str, origin: str
 ) -> QuarantineItem:
-    """Mark an item deleted and remove its bytes (after the row commits is not needed:
-    the row keeps the sha256, and a missing blob of a deleted item is the goal)."""
+    """Mark an item deleted; its bytes go once that commits (and no held item shares them).
+
+    Deleting only after the commit means a failed or rolled-back delete never
+    leaves a held item without its bytes.
+    """
     item = get_item(session, item_id)
     if item.state is not QuarantineState.HELD:
         raise BadRequest(f"quarantine item {item_id} is {item.state.value}, not held")
@@ -154,8 +165,40 @@ def delete_item(
     audit(session, actor, "quarantine.delete", "quarantine_item", item.id, origin, {})
     session.flush()
     if not _shared(session, item):
-        store.delete(item.blob_key)
+        key = item.blob_key
+
+        @event.listens_for(session, "after_commit", once=True)
+        def _drop(_session: Session) -> None:
+            try:
+                store.delete(key)
+            except (ArchiveError, OSError) as exc:
+                LOGGER.warning("could not remove quarantined bytes %s: %s", key, exc)
+
     return item
+
+
+def attributes_of(store: BlobStore, key: str, state: QuarantineState) -> dict[str, str]:
+    """The main attributes of a held item, read from its kept bytes (empty if unreadable)."""
+    if state is not QuarantineState.HELD:
+        return {}
+    try:
+        header = read_header(b"".join(store.open(key)))
+    except (ArchiveError, UnreadableError, OSError):
+        return {}
+    ds = header.dataset
+    found = {"TransferSyntaxUID": header.transfer_syntax_uid}
+    for keyword in _SHOWN:
+        value = ds.get(keyword)
+        if value is not None and str(value) != "":
+            found[keyword] = str(value)[:256]
+    return found
+
+
+_SHOWN = (
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
+    "Modality", "StudyDate", "SeriesDescription", "InstanceNumber",
+    "ClinicalTrialProtocolID", "ClinicalTrialSiteID",
+)  # fmt: skip
 
 
 def _shared(session: Session, item: QuarantineItem) -> bool:

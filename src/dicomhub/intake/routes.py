@@ -9,7 +9,6 @@ failed, 409 when none was.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,13 +17,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from dicomhub.core.auth import Action, Principal, authorize, verify_token
-from dicomhub.errors import ArchiveError, BadRequest, Unauthorized
+from dicomhub.core.auth import Action, authorize
+from dicomhub.errors import ArchiveError, BadRequest
+from dicomhub.intake import api
+from dicomhub.intake.deps import principal_of, service_of
 from dicomhub.intake.origin import Origin
-from dicomhub.intake.service import IntakeService, IntakeSession, Spooled, StoreResult
+from dicomhub.intake.service import Hasher, IntakeService, IntakeSession, Spooled, StoreResult
 
 LOGGER = logging.getLogger(__name__)
 router = APIRouter(tags=["stow"])
+router.include_router(api.router)
 DICOM_JSON = "application/dicom+json"
 
 
@@ -33,26 +35,6 @@ class UnsupportedMediaType(ArchiveError):
 
     http_status = 415
     code = "unsupported_media_type"
-
-
-def service_of(request: Request) -> IntakeService:
-    """One service per app, built on first use."""
-    service: IntakeService | None = getattr(request.app.state, "intake_service", None)
-    if service is None:
-        service = IntakeService(request.app.state.context)
-        request.app.state.intake_service = service
-    return service
-
-
-def principal_of(request: Request) -> Principal:
-    """The bearer token's principal (verified against the accounts database)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send a bearer token")
-    context = request.app.state.context
-    with context.accounts.sessions() as db, db.begin():
-        return verify_token(db, token.strip(), context.settings.secret_key)
 
 
 def boundary_of(content_type: str) -> bytes:
@@ -91,8 +73,7 @@ async def _parts(
     buffer = b"\r\n"  # the first delimiter has no CRLF before it
     handle: Any = None
     path: Any = None
-    digest: Any = None
-    size = 0
+    hasher = Hasher()
     in_headers = False
     done = False
     try:
@@ -120,18 +101,17 @@ async def _parts(
                     _check_part_type(buffer[:end])
                     buffer, in_headers = buffer[end + 4 :], False
                     handle, path = service.new_spool_file()
-                    digest, size = hashlib.sha256(), 0
+                    hasher = Hasher()
                 at = buffer.find(delimiter)
                 keep = len(buffer) if at >= 0 else max(0, len(buffer) - len(delimiter))
                 body = buffer[: at if at >= 0 else keep]
                 handle.write(body)
-                digest.update(body)
-                size += len(body)
+                hasher.update(body)
                 buffer = buffer[len(body) :]
                 if at < 0:
                     break
                 handle.close()
-                yield Spooled(path, digest.hexdigest(), size)
+                yield hasher.spooled(path)
                 handle = path = None
     finally:
         if handle is not None:  # a client that went away mid-part: nothing half-stored
@@ -161,6 +141,8 @@ def store_response(request: Request, results: list[StoreResult]) -> JSONResponse
             if result.sop_instance_uid else {"vr": "UI"},
         }  # fmt: skip
         if result.accepted:
+            if result.coerced:
+                item["00081196"] = {"vr": "US", "Value": [result.acknowledged_status]}
             referenced.append(item)
         else:
             item["00081197"] = {"vr": "US", "Value": [result.status]}
@@ -170,7 +152,8 @@ def store_response(request: Request, results: list[StoreResult]) -> JSONResponse
         body["00081199"] = {"vr": "SQ", "Value": referenced}
     if failed:
         body["00081198"] = {"vr": "SQ", "Value": failed}
-    status = 200 if not failed else 202 if referenced else 409
+    warned = any(result.accepted and result.coerced for result in results)
+    status = 200 if not failed and not warned else 202 if referenced else 409
     return JSONResponse(body, status_code=status, media_type=DICOM_JSON)
 
 

@@ -15,7 +15,9 @@ import enum
 import hashlib
 import logging
 import os
+import random
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from dicomhub.context import IntakeContext
 from dicomhub.core.auth import audit
 from dicomhub.core.db import Instance, Patient, QuarantineState, Series, Site, Study, utcnow
+from dicomhub.core.dicom.index import first, parse_date, text
 from dicomhub.core.store.base import CHUNK_SIZE, blob_key_for, iter_source
 from dicomhub.errors import ArchiveError, BadRequest, Forbidden, StorageError
 from dicomhub.intake import checks, quarantine
@@ -35,7 +38,11 @@ from dicomhub.intake.origin import Origin
 from dicomhub.intake.quarantine import DIMSE_STATUS, Held
 
 LOGGER = logging.getLogger(__name__)
-_ATTEMPTS = 5
+_ATTEMPTS = 8
+#: Spool files older than this are leftovers of a killed process (a live one is seconds old).
+STALE_SPOOL_SECONDS = 6 * 3600
+#: PS3.18 / PS3.4 warning status: the archive coerced (here: clipped or dropped) some values.
+COERCION_WARNING = 0xB000
 
 
 class Outcome(enum.StrEnum):
@@ -49,11 +56,29 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Spooled:
-    """Bytes written to a temporary file, with their hash and size."""
+    """Bytes written to a temporary file, with their hashes and size."""
 
     path: Path
     sha256: str
     size: int
+    md5: str = ""
+
+
+class Hasher:
+    """SHA-256 and MD5 (the NBIA API reports MD5) and the size, fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self._sha256.update(chunk)
+        self._md5.update(chunk)
+        self.size += len(chunk)
+
+    def spooled(self, path: Path) -> Spooled:
+        return Spooled(path, self._sha256.hexdigest(), self.size, self._md5.hexdigest())
 
 
 @dataclass(frozen=True)
@@ -70,10 +95,21 @@ class StoreResult:
     sha256: str = ""
     size: int = 0
     quarantine_id: int | None = None
+    md5: str = ""
+    series_instance_uid: str = ""
+    #: Values the index had to clip or drop (the stored bytes are never changed).
+    coerced: tuple[str, ...] = ()
 
     @property
     def accepted(self) -> bool:
         return self.outcome in (Outcome.STORED, Outcome.REPLACED)
+
+    @property
+    def acknowledged_status(self) -> int:
+        """The status a sender sees: success, or the coercion warning (also a success)."""
+        if self.accepted and self.coerced:
+            return COERCION_WARNING
+        return self.status
 
 
 @dataclass
@@ -106,6 +142,15 @@ class IntakeService:
         self.store_ = context.store
         self.spool_dir = Path(context.settings.data_dir) / "spool" / "intake"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._sweep_spool()
+
+    def _sweep_spool(self) -> None:
+        """Remove spool files a killed process left; other live processes share the folder."""
+        cutoff = time.time() - STALE_SPOOL_SECONDS
+        for path in self.spool_dir.glob("in-*.part"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def open_session(self, origin: Origin) -> IntakeSession:
         """Start receiving from ``origin``."""
@@ -121,18 +166,16 @@ class IntakeService:
     def spool(self, source: bytes | BinaryIO | Iterable[bytes]) -> Spooled:
         """Write ``source`` to a spool file, hashing as it goes."""
         handle, path = self.new_spool_file()
-        digest = hashlib.sha256()
-        size = 0
+        hasher = Hasher()
         try:
             with handle:
                 for chunk in iter_source(source, CHUNK_SIZE):
-                    digest.update(chunk)
-                    size += len(chunk)
+                    hasher.update(chunk)
                     handle.write(chunk)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return Spooled(path, digest.hexdigest(), size)
+        return hasher.spooled(path)
 
     # -- storing ---------------------------------------------------------------
 
@@ -177,6 +220,7 @@ class IntakeService:
             "sop_class_uid": record.sop_class_uid,
             "sop_instance_uid": record.sop_instance_uid,
             "study_instance_uid": record.study_instance_uid,
+            "series_instance_uid": record.series_instance_uid,
         }
         try:
             checks.check_sop_class(parsed)
@@ -203,7 +247,7 @@ class IntakeService:
                 record.sop_instance_uid, record.patient_id, held.extra,
             )  # fmt: skip
             return self._hold(origin, spooled, held, ids, hold=hold)
-        return self._accept(origin, spooled, parsed, site_row, ids)
+        return self._accept(origin, spooled, parsed, site_row, ids, hold=hold)
 
     def _put(self, key: str, spooled: Spooled) -> None:
         """Durable, atomic put (skipped when the same content is already stored)."""
@@ -233,7 +277,7 @@ class IntakeService:
         if not hold:
             return StoreResult(
                 Outcome.QUARANTINED, status, reason=held.reason.value, detail=held.detail,
-                sha256=spooled.sha256, size=spooled.size, **ids,
+                sha256=spooled.sha256, size=spooled.size, md5=spooled.md5, **ids,
             )  # fmt: skip
         key = quarantine.quarantine_key(spooled.sha256)
         self._put(key, spooled)
@@ -247,12 +291,13 @@ class IntakeService:
                     origin.label, held.reason.value)  # fmt: skip
         return StoreResult(
             Outcome.QUARANTINED, status, reason=held.reason.value, detail=held.detail,
-            sha256=spooled.sha256, size=spooled.size, quarantine_id=item_id, **ids,
+            sha256=spooled.sha256, size=spooled.size, quarantine_id=item_id, md5=spooled.md5,
+            **ids,
         )  # fmt: skip
 
     def _accept(
         self, origin: Origin, spooled: Spooled, parsed: checks.Parsed, site: Site,
-        ids: dict[str, Any],
+        ids: dict[str, Any], *, hold: bool = True,
     ) -> StoreResult:  # fmt: skip
         key = blob_key_for(spooled.sha256)
         self._put(key, spooled)  # durable before the row commits
@@ -260,18 +305,53 @@ class IntakeService:
             try:
                 with self.context.db.sessions() as db, db.begin():
                     old_key = _upsert(db, parsed, spooled, key, site, origin)
+                    if isinstance(old_key, str) and old_key != key:
+                        # A concurrent replacement may have just removed these very bytes
+                        # (see _drop_blob); the row is locked now, so check and restore.
+                        self._ensure_blob(key, spooled)
                 break
             except (IntegrityError, OperationalError) as exc:
-                # Two senders created the same patient/study/series at once: retry.
+                # Two senders created the same patient/study/series at once (or SQLite
+                # found its snapshot stale): retry after a short, jittered pause.
                 if attempt == _ATTEMPTS:
                     raise StorageError(f"could not record the instance: {exc}") from exc
+                time.sleep(random.uniform(0, 0.02 * attempt))
         if isinstance(old_key, Held):
-            return self._hold(origin, spooled, old_key, ids, hold=True)
+            return self._hold(origin, spooled, old_key, ids, hold=hold)
         if old_key is not None and old_key != key:
-            with contextlib.suppress(ArchiveError, OSError):
-                self.store_.delete(old_key)
+            self._drop_blob(old_key, parsed.record.sop_instance_uid)
         outcome = Outcome.REPLACED if old_key is not None else Outcome.STORED
-        return StoreResult(outcome, 0x0000, sha256=spooled.sha256, size=spooled.size, **ids)
+        return StoreResult(
+            outcome, 0x0000, sha256=spooled.sha256, size=spooled.size, md5=spooled.md5,
+            coerced=coercions(parsed), **ids,
+        )  # fmt: skip
+
+    def _ensure_blob(self, key: str, spooled: Spooled) -> None:
+        if not self.store_.exists(key):
+            with open(spooled.path, "rb") as handle:
+                self.store_.put(key, handle)
+
+    def _drop_blob(self, old_key: str, sop_instance_uid: str) -> None:
+        """Delete a replaced blob unless a row points at it again.
+
+        Bytes are content-addressed, so a sender re-sending the old version may have
+        found the old blob in place and be about to commit a row pointing at it.  The
+        check and the delete run while this instance's row is write-locked (a no-op
+        UPDATE), and :meth:`_accept` checks its blob under the same lock, so one of
+        the two always sees the other.
+        """
+        try:
+            with self.context.db.sessions() as db, db.begin():
+                db.execute(
+                    update(Instance)
+                    .where(Instance.sop_instance_uid == sop_instance_uid)
+                    .values(blob_key=Instance.blob_key)
+                )
+                used = db.scalar(select(Instance.id).where(Instance.blob_key == old_key))
+                if used is None:
+                    self.store_.delete(old_key)
+        except (ArchiveError, OSError, OperationalError) as exc:
+            LOGGER.warning("could not remove the replaced blob %s: %s", old_key, exc)
 
     # -- quarantine release ------------------------------------------------------
 
@@ -308,7 +388,7 @@ def _upsert(
 ) -> str | Held | None:
     """Insert or replace the instance row (and its patient, study, series); the old blob key."""
     record = parsed.record
-    existing = checks.existing_instance(db, record)
+    existing = checks.existing_instance(db, record, lock=True)
     conflict = checks.check_patient(existing, record)
     if conflict is not None:
         return Held(conflict.reason, conflict.detail, site.collection.name, site.name,
@@ -323,7 +403,7 @@ def _upsert(
         acquisition_date=record.acquisition_date,
         size=spooled.size,
         sha256=spooled.sha256,
-        md5="",
+        md5=spooled.md5,
         blob_key=key,
         header=parsed.json,
     )
@@ -358,6 +438,37 @@ def _upsert(
     audit(db, origin.actor, "intake.replace", "instance", record.sop_instance_uid, origin.label,
           {"old_sha256": _sha_of(old_key), "new_sha256": spooled.sha256})  # fmt: skip
     return old_key
+
+
+#: Search columns clipped to their column width: (tag, column width, name).
+_CLIPPED = (
+    ("00100010", 324, "PatientName"), ("00081030", 256, "StudyDescription"),
+    ("0008103E", 256, "SeriesDescription"), ("00181030", 256, "ProtocolName"),
+    ("00080070", 128, "Manufacturer"), ("00081090", 128, "ManufacturerModelName"),
+    ("00181020", 256, "SoftwareVersions"), ("00080030", 32, "StudyTime"),
+    ("00200010", 32, "StudyID"),
+)  # fmt: skip
+_DATES = (
+    ("00080020", "StudyDate"), ("00080021", "SeriesDate"),
+    ("00080022", "AcquisitionDate"), ("00080023", "ContentDate"),
+)  # fmt: skip
+
+
+def coercions(parsed: checks.Parsed) -> tuple[str, ...]:
+    """The attributes whose indexed value differs from what was sent (clipped or dropped).
+
+    The stored bytes and the header JSON keep what was sent; only the search
+    columns are affected, which the sender hears about as a warning (0xB000).
+    """
+    header, found = parsed.json, []
+    for tag, width, name in _CLIPPED:
+        if len(text(header, tag, 1 << 16)) > width:
+            found.append(name)
+    for tag, name in _DATES:
+        value = first(header, tag)
+        if isinstance(value, str) and value.strip() and parse_date(value) is None:
+            found.append(name)
+    return tuple(found)
 
 
 def _sha_of(key: str) -> str:
