@@ -12,6 +12,8 @@ import sys
 import typer
 
 from dicomhub.cli import db, demo, jobs, kits, sample, serve, submit, tokens, users
+from dicomhub.cli import intake as intake_cli
+from dicomhub.cli import quarantine as quarantine_cli
 from dicomhub.errors import ArchiveError
 
 app = typer.Typer(
@@ -28,6 +30,8 @@ app.add_typer(jobs.app, name="jobs", help="Bulk jobs and their progress.")
 app.add_typer(sample.app, name="sample", help="Synthetic sample data (no real patient data).")
 app.add_typer(submit.app, name="submit", help="De-identify with a kit, send and verify (site).")
 app.add_typer(kits.app, name="kits", help="Submission kits for sites.")
+app.add_typer(intake_cli.app, name="intake", help="Intake status, DIMSE peers, site policies.")
+app.add_typer(quarantine_cli.app, name="quarantine", help="What intake refused, and why.")
 app.command("demo")(demo.demo)
 
 
