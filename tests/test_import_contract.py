@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dicomhub"
-STAGES = ("submit", "intake", "curate", "publish", "download")
+STAGES = ("submit", "intake", "curate", "promote", "publish", "download")
 SERVER_ONLY = ("fastapi", "starlette", "sqlalchemy", "alembic", "pynetdicom", "boto3", "uvicorn")
 
 

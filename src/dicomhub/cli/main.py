@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from dicomhub.cli import db, demo, jobs, kits, sample, serve, submit, tokens, users
+from dicomhub.cli import db, demo, jobs, kits, promote, sample, serve, submit, tokens, users
 from dicomhub.cli import intake as intake_cli
 from dicomhub.cli import quarantine as quarantine_cli
 from dicomhub.errors import ArchiveError
@@ -33,6 +33,7 @@ app.add_typer(kits.app, name="kits", help="Submission kits for sites.")
 app.add_typer(intake_cli.app, name="intake", help="Intake status, DIMSE peers, site policies.")
 app.add_typer(quarantine_cli.app, name="quarantine", help="What intake refused, and why.")
 app.command("demo")(demo.demo)
+app.command("promote")(promote.promote)
 
 
 def main() -> None:
