@@ -20,6 +20,7 @@ from dicomhub import __version__
 from dicomhub.context import IntakeContext, PublicContext
 from dicomhub.intake import routes as intake_routes
 from dicomhub.publish import http as publish_http
+from dicomhub.publish import nbia as publish_nbia
 from dicomhub.publish import pages as publish_pages
 from dicomhub.publish import routes as publish_routes
 from dicomhub.settings import IntakeSettings, PublicSettings
@@ -85,6 +86,8 @@ def create_public_app(settings: PublicSettings, context: PublicContext | None = 
     app.include_router(pages.public_router)
     app.include_router(publish_routes.router)
     app.include_router(publish_pages.router)
+    for router in publish_nbia.routers:
+        app.include_router(router)
     return app
 
 

@@ -1,0 +1,236 @@
+"""Series ZIPs as NBIA builds them, with a Content-Length and no silent truncation.
+
+``getImage`` gives ``LICENSE`` first, then the images (``1-001.dcm``… with
+``NewFileNames=Yes``, ``00000001.dcm``… otherwise) and, with ``IncludeMD5``,
+``md5hashes.csv``; ``getImageWithMD5Hash`` gives ``00000001.dcm``… and
+``md5hashes.csv`` without a licence.  Entry names never hold a path
+separator, since tcia_utils extracts them straight into the series folder.
+
+Unlike NBIA, entries are stored rather than deflated (DICOM barely compresses
+and the stream then runs at disk speed), which makes the archive's length
+known before the first byte: it is sent as ``Content-Length``.  Every blob is
+checked against its recorded size and SHA-256 while it streams; a missing
+blob is refused before the response starts, a damaged one aborts the stream,
+so a client never receives a complete-looking but short ZIP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dicomhub.core.store.base import BlobStore
+from dicomhub.errors import StorageError
+from dicomhub.publish.nbia.instances import InstanceRow
+
+LOGGER = logging.getLogger(__name__)
+
+_FLUSH_AT = 256 * 1024
+_LOCAL_HEADER = 30
+_CENTRAL_HEADER = 46
+_DATA_DESCRIPTOR = 16
+_END_RECORD = 22
+#: Above these the ZIP needs ZIP64 records, whose length is not worth predicting.
+_ZIP32_LIMIT = 0xFFFFFFFF
+_ZIP32_ENTRIES = 0xFFFF
+
+LICENSE_TEMPLATE = (
+    "License\n\nThe {collection} collection is distributed under the {name} ({url}). \n"
+    "By downloading the data, you agree to abide by terms of this license.\n"
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ZIP entry: literal bytes, or a blob with its recorded size and SHA-256."""
+
+    name: str
+    size: int
+    data: bytes | None = None
+    blob_key: str | None = None
+    sha256: str | None = None
+
+
+def licence_text(collection: str, name: str, url: str, citation: str = "") -> bytes:
+    """The LICENSE entry, in the words of NBIA's licence template (plus the citation)."""
+    text = LICENSE_TEMPLATE.format(collection=collection, name=name or "licence", url=url)
+    if citation:
+        text += f"\nPlease cite:\n{citation}\n"
+    return text.encode()
+
+
+def new_file_names(instances: Sequence[InstanceRow]) -> list[str]:
+    """NBIA's ``<acquisition>-<instance>.dcm`` names, in InstanceNumber order.
+
+    The acquisition counter starts at 1 and moves on whenever AcquisitionNumber
+    differs from the previous image's; the instance counter restarts there.
+    Each part is zero-padded to the width of its largest value.
+    """
+    groups: list[int] = []
+    previous: Any = object()
+    for index, instance in enumerate(instances):
+        if index == 0 or instance.acquisition != previous:
+            groups.append(0)
+        groups[-1] += 1
+        previous = instance.acquisition
+    acq_width = len(str(len(groups)))
+    names: list[str] = []
+    for acq, count in enumerate(groups, start=1):
+        width = len(str(count))
+        names.extend(f"{acq:0{acq_width}d}-{n:0{width}d}.dcm" for n in range(1, count + 1))
+    return names
+
+
+def numbered_names(count: int) -> list[str]:
+    """``00000001.dcm``, … (NBIA without new file names, and getImageWithMD5Hash)."""
+    return [f"{n:08d}.dcm" for n in range(1, count + 1)]
+
+
+def md5_csv(names: Sequence[str], instances: Sequence[InstanceRow]) -> bytes:
+    """``md5hashes.csv``: ``Filename,MD5Hash`` then one row per image, in ZIP order."""
+    rows = ["Filename,MD5Hash"]
+    rows.extend(f"{name},{instance.md5}" for name, instance in zip(names, instances, strict=True))
+    return ("\n".join(rows) + "\n").encode()
+
+
+def plan(
+    instances: Sequence[InstanceRow],
+    names: Sequence[str],
+    *,
+    licence: bytes | None,
+    include_md5: bool,
+) -> list[Member]:
+    """The entries of one series ZIP, in order."""
+    members: list[Member] = []
+    if licence is not None:
+        members.append(Member("LICENSE", len(licence), data=licence))
+    for name, instance in zip(names, instances, strict=True):
+        members.append(
+            Member(name, instance.size, blob_key=instance.blob_key, sha256=instance.sha256)
+        )
+    if include_md5:
+        table = md5_csv(names, instances)
+        members.append(Member("md5hashes.csv", len(table), data=table))
+    return members
+
+
+def zip_length(members: Sequence[Member]) -> int | None:
+    """The exact length of the stored ZIP :func:`stream` writes, or None if it needs ZIP64."""
+    if len(members) >= _ZIP32_ENTRIES:
+        return None
+    offset = 0
+    central = 0
+    for member in members:
+        name = len(member.name.encode())
+        if member.size * 1.05 > zipfile.ZIP64_LIMIT:
+            return None
+        offset += _LOCAL_HEADER + name + member.size + _DATA_DESCRIPTOR
+        central += _CENTRAL_HEADER + name
+        if offset > _ZIP32_LIMIT:
+            return None
+    if offset + central > _ZIP32_LIMIT:
+        return None
+    return offset + central + _END_RECORD
+
+
+def check_blobs(store: BlobStore, members: Sequence[Member]) -> None:
+    """Refuse, before any byte is sent, a series whose files are not all in the store."""
+    for member in members:
+        if member.blob_key is not None and not store.exists(member.blob_key):
+            LOGGER.error("blob %s is missing from %s", member.blob_key, store.url)
+            raise StorageError("a stored file of this series is missing; nothing was sent")
+
+
+class _Sink:
+    """A write-only, unseekable file that keeps what was written until drained."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self.pending = 0
+
+    def write(self, data: bytes, /) -> int:
+        self._chunks.append(bytes(data))
+        self.pending += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to do: bytes leave through :meth:`drain`."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def drain(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        self.pending = 0
+        return out
+
+
+def _info(name: str, size: int, when: datetime) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
+    info.compress_type = zipfile.ZIP_STORED
+    info.file_size = size
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def stream(store: BlobStore, members: Sequence[Member], when: datetime) -> Iterator[bytes]:
+    """Yield the ZIP of ``members``; raise mid-stream if a blob is not what was recorded."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for member in members:
+            with zf.open(_info(member.name, member.size, when), "w") as out:
+                if member.data is not None:
+                    out.write(member.data)
+                else:
+                    yield from _copy_blob(store, member, out, sink)
+            if sink.pending >= _FLUSH_AT:
+                yield sink.drain()
+    yield sink.drain()
+
+
+def _copy_blob(store: BlobStore, member: Member, out: Any, sink: _Sink) -> Iterator[bytes]:
+    assert member.blob_key is not None
+    digest = hashlib.sha256()
+    written = 0
+    for chunk in store.open(member.blob_key):
+        digest.update(chunk)
+        written += len(chunk)
+        if written > member.size:
+            break
+        out.write(chunk)
+        if sink.pending >= _FLUSH_AT:
+            yield sink.drain()
+    if written != member.size or digest.hexdigest() != member.sha256:
+        LOGGER.error("blob %s does not match its record; download stopped", member.blob_key)
+        raise StorageError("a stored file of this series is damaged; download stopped")
+
+
+def verified_blob(store: BlobStore, key: str, size: int, sha256: str) -> Iterator[bytes]:
+    """One blob's bytes, checked against its record.
+
+    The last chunk is held back until the digest is checked, so a damaged blob
+    never reaches the client whole: the response ends short and the client
+    sees a broken transfer.
+    """
+    digest = hashlib.sha256()
+    written = 0
+    held: bytes | None = None
+    for chunk in store.open(key):
+        digest.update(chunk)
+        written += len(chunk)
+        if written > size:
+            break
+        if held is not None:
+            yield held
+        held = chunk
+    if written != size or digest.hexdigest() != sha256:
+        LOGGER.error("blob %s does not match its record", key)
+        raise StorageError("the stored file is damaged; download stopped")
+    if held is not None:
+        yield held
