@@ -150,9 +150,22 @@ def stage_all(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promote") as pool:
         for start in range(0, len(todo), size):
             between()
-            batch = todo[start : start + size]
-            rows = list(pool.map(lambda i: stage_one(context, second, release_id, i), batch))
+            futures = [
+                pool.submit(stage_one, context, second, release_id, item)
+                for item in todo[start : start + size]
+            ]
+            rows: list[dict[str, Any]] = []
+            error: BaseException | None = None
+            for future in futures:
+                try:
+                    rows.append(future.result())
+                except Exception as exc:
+                    error = error or exc
+            # Record what was written even when a sibling failed: a failed release then
+            # withdraws every blob it wrote, and a resumed one does not redo them.
             with session_scope(context.public_db.sessions) as session:
                 add_items(session, rows)
+            if error is not None:
+                raise error
             done += len(rows)
             progress(done)
