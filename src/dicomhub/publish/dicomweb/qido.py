@@ -1,0 +1,287 @@
+"""QIDO-RS (PS3.18 §10.6): studies, series and instances, searched in SQL for one caller.
+
+Every search starts from the public query layer's :func:`series_scope`, so a
+limited collection the caller may not see contributes no study, series or
+instance.  Matching follows PS3.4 C.2.2.2: single values (exact), ``*`` and
+``?`` wildcards on strings, person names compared case-blind, UID lists, and
+date ranges (``A-B``, ``-B``, ``A-``).  Keys are keywords or tags
+(``PatientID`` or ``00100020``); a known attribute that cannot be matched here
+is ignored with a ``Warning`` header, a name that is neither an attribute nor
+a QIDO parameter is a 400.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, cast
+
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy.orm import Session
+
+from dicomhub.core.db import Instance, Patient, Series, Study
+from dicomhub.core.dicom.index import parse_date
+from dicomhub.errors import BadRequest
+from dicomhub.publish.access import Visibility
+from dicomhub.publish.filters import MAX_OFFSET, SeriesFilter, check_uid
+from dicomhub.publish.query import series_scope
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+STUDY, SERIES, INSTANCE = "study", "series", "instance"
+_LEVELS = {STUDY: 0, SERIES: 1, INSTANCE: 2}
+_PARAMS = frozenset({"limit", "offset", "fuzzymatching", "includefield"})
+_HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
+
+#: keyword → (level, column, kind).  Kinds: uid, text, name (PN), date, int, modality.
+MATCHABLE: dict[str, tuple[str, Any, str]] = {
+    "StudyInstanceUID": (STUDY, Study.study_instance_uid, "uid"),
+    "StudyDate": (STUDY, Study.study_date, "date"),
+    "StudyTime": (STUDY, Study.study_time, "text"),
+    "AccessionNumber": (STUDY, Study.accession_number, "text"),
+    "StudyID": (STUDY, Study.study_id, "text"),
+    "StudyDescription": (STUDY, Study.study_description, "text"),
+    "PatientName": (STUDY, Patient.patient_name, "name"),
+    "PatientID": (STUDY, Patient.patient_id, "text"),
+    "PatientSex": (STUDY, Patient.patient_sex, "text"),
+    "ModalitiesInStudy": (STUDY, Series.modality, "modality"),
+    "SeriesInstanceUID": (SERIES, Series.series_instance_uid, "uid"),
+    "Modality": (SERIES, Series.modality, "text"),
+    "SeriesNumber": (SERIES, Series.series_number, "int"),
+    "SeriesDescription": (SERIES, Series.series_description, "text"),
+    "SeriesDate": (SERIES, Series.series_date, "date"),
+    "BodyPartExamined": (SERIES, Series.body_part_examined, "text"),
+    "Manufacturer": (SERIES, Series.manufacturer, "text"),
+    "ManufacturerModelName": (SERIES, Series.manufacturer_model_name, "text"),
+    "SOPInstanceUID": (INSTANCE, Instance.sop_instance_uid, "uid"),
+    "SOPClassUID": (INSTANCE, Instance.sop_class_uid, "uid"),
+    "InstanceNumber": (INSTANCE, Instance.instance_number, "int"),
+}
+
+
+@dataclass
+class Query:
+    """A parsed QIDO request."""
+
+    level: str
+    conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    study_conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    includes: set[str] = field(default_factory=set)
+    include_all: bool = False
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def keyword_of(name: str) -> str | None:
+    """The DICOM keyword a parameter names (keyword or 8-digit tag), else None."""
+    if _HEX_TAG.fullmatch(name):
+        return keyword_for_tag(int(name, 16)) or None
+    return name if tag_for_keyword(name) is not None else None
+
+
+def tag_of(keyword: str) -> str:
+    """``00100020`` for ``PatientID``."""
+    tag = tag_for_keyword(keyword)
+    assert tag is not None
+    return f"{tag:08X}"
+
+
+def _bool(expression: Any) -> ColumnElement[bool]:
+    return cast("ColumnElement[bool]", expression)
+
+
+def _wildcard(column: Any, value: str, *, fold: bool) -> ColumnElement[bool]:
+    if "*" not in value and "?" not in value:
+        return _bool(func.upper(column) == value.upper() if fold else column == value)
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = escaped.replace("*", "%").replace("?", "_")
+    if fold:
+        return func.upper(column).like(pattern.upper(), escape="\\")
+    return _bool(column.like(pattern, escape="\\"))
+
+
+def _date(value: str, keyword: str) -> date:
+    found = parse_date(value)
+    if found is None:
+        raise BadRequest(f"{keyword} must be a date YYYYMMDD or a range A-B, got {value[:40]!r}")
+    return found
+
+
+def _date_range(column: Any, value: str, keyword: str) -> ColumnElement[bool]:
+    if "-" not in value:
+        return _bool(column == _date(value, keyword))
+    start, _, end = value.partition("-")
+    if not start and not end:
+        raise BadRequest(f"{keyword}: a range needs at least one end")
+    parts = []
+    if start:
+        parts.append(column >= _date(start, keyword))
+    if end:
+        parts.append(column <= _date(end, keyword))
+    if start and end and _date(end, keyword) < _date(start, keyword):
+        raise BadRequest(f"{keyword}: the range ends before it starts")
+    return and_(*parts)
+
+
+def _condition(keyword: str, value: str) -> ColumnElement[bool]:
+    _level, column, kind = MATCHABLE[keyword]
+    if len(value) > 1024:
+        raise BadRequest(f"{keyword} is longer than 1024 characters")
+    if kind == "uid":
+        uids = [check_uid(v, keyword) for v in re.split(r"[,\\]", value) if v.strip()]
+        if len(uids) > MAX_LIMIT:
+            raise BadRequest(f"at most {MAX_LIMIT} UIDs in {keyword}")
+        return _bool(column.in_(uids))
+    if kind == "date":
+        return _date_range(column, value, keyword)
+    if kind == "int":
+        if not re.fullmatch(r"[+-]?\d{1,9}", value.strip()):
+            raise BadRequest(f"{keyword} must be an integer, got {value[:40]!r}")
+        return _bool(column == int(value))
+    if kind == "modality":
+        values = [v.strip() for v in re.split(r"[,\\]", value) if v.strip()]
+        visible = select(Series.study_id).where(Series.modality.in_(values))
+        return Study.id.in_(visible)
+    if not value.isprintable():
+        raise BadRequest(f"{keyword} contains control characters")
+    return _wildcard(column, value, fold=kind == "name")
+
+
+def _integer(value: str, what: str) -> int:
+    if not re.fullmatch(r"\d{1,12}", value.strip()):
+        raise BadRequest(f"{what} must be a non-negative integer, got {value[:40]!r}")
+    return int(value)
+
+
+def parse(items: Iterable[tuple[str, str]], level: str) -> Query:
+    """Check and translate the query parameters of a search at ``level``."""
+    query = Query(level)
+    for name, raw in items:
+        value = raw.strip()
+        if name in _PARAMS:
+            _parameter(query, name, value)
+            continue
+        keyword = keyword_of(name)
+        if keyword is None:
+            raise BadRequest(f"unknown QIDO-RS parameter or attribute {name[:40]!r}")
+        if not value:
+            continue  # universal matching
+        spec = MATCHABLE.get(keyword)
+        if spec is None or _LEVELS[spec[0]] > _LEVELS[level]:
+            query.warnings.append(f"matching on {keyword} is not supported here; ignored")
+            continue
+        target = query.study_conditions if keyword == "ModalitiesInStudy" else query.conditions
+        target.append(_condition(keyword, value))
+    return query
+
+
+def _parameter(query: Query, name: str, value: str) -> None:
+    if name == "limit":
+        limit = _integer(value, "limit")
+        if limit == 0:
+            raise BadRequest("limit must be at least 1")
+        if limit > MAX_LIMIT:
+            query.warnings.append(
+                f"limit {limit} is above this server's maximum; at most {MAX_LIMIT} results "
+                "are returned, ask for more with offset"
+            )
+        query.limit = min(limit, MAX_LIMIT)
+    elif name == "offset":
+        query.offset = _integer(value, "offset")
+        if query.offset > MAX_OFFSET:
+            raise BadRequest(f"offset must be at most {MAX_OFFSET}")
+    elif name == "fuzzymatching":
+        if value.lower() not in ("true", "false", ""):
+            raise BadRequest("fuzzymatching must be true or false")
+        if value.lower() == "true":
+            query.warnings.append("fuzzy matching is not supported; exact matching was used")
+    else:
+        for part in value.split(","):
+            part = part.strip()
+            if part.lower() == "all":
+                query.include_all = True
+            elif part:
+                keyword = keyword_of(part)
+                if keyword is None:
+                    raise BadRequest(f"includefield: unknown attribute {part[:40]!r}")
+                query.includes.add(keyword)
+
+
+def visible_series_ids(session: Session, seen: Visibility) -> Select[Any]:
+    """Ids of every series the caller may see (the access check, from the query layer)."""
+    return series_scope(session, seen, SeriesFilter()).series_ids()
+
+
+def studies(session: Session, seen: Visibility, query: Query) -> list[Any]:
+    """One page of matching studies (Study, Patient) that hold a visible series."""
+    visible = select(Series.study_id).where(Series.id.in_(visible_series_ids(session, seen)))
+    stmt = (
+        select(Study, Patient)
+        .join(Patient, Patient.id == Study.patient_id)
+        .where(Study.id.in_(visible), *query.conditions, *query.study_conditions)
+        .order_by(Study.id)
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    return list(session.execute(stmt))
+
+
+def series(session: Session, seen: Visibility, query: Query) -> list[Any]:
+    """One page of matching visible series (Series, Study, Patient)."""
+    stmt = (
+        select(Series, Study, Patient)
+        .join(Study, Study.id == Series.study_id)
+        .join(Patient, Patient.id == Study.patient_id)
+        .where(
+            Series.id.in_(visible_series_ids(session, seen)),
+            *query.conditions,
+            *query.study_conditions,
+        )
+        .order_by(Study.id, Series.series_number.asc().nulls_last(), Series.id)
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    return list(session.execute(stmt))
+
+
+def instances(session: Session, seen: Visibility, query: Query) -> list[Any]:
+    """One page of matching instances of visible series (Instance, Series, Study, Patient)."""
+    stmt = (
+        select(Instance, Series, Study, Patient)
+        .join(Series, Series.id == Instance.series_id)
+        .join(Study, Study.id == Series.study_id)
+        .join(Patient, Patient.id == Study.patient_id)
+        .where(
+            Series.id.in_(visible_series_ids(session, seen)),
+            *query.conditions,
+            *query.study_conditions,
+        )
+        .order_by(Series.id, Instance.instance_number.asc().nulls_last(), Instance.id)
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    return list(session.execute(stmt))
+
+
+def study_counts(
+    session: Session, seen: Visibility, study_ids: Sequence[int]
+) -> dict[int, tuple[int, int, list[str]]]:
+    """Per study: visible series, their instances, and their modalities."""
+    if not study_ids:
+        return {}
+    rows = session.execute(
+        select(Series.study_id, Series.modality, Series.instance_count).where(
+            Series.study_id.in_(study_ids), Series.id.in_(visible_series_ids(session, seen))
+        )
+    )
+    out: dict[int, tuple[int, int, list[str]]] = {}
+    for study_id, modality, count in rows:
+        n_series, n_instances, modalities = out.get(study_id, (0, 0, []))
+        if modality and modality not in modalities:
+            modalities = sorted([*modalities, modality])
+        out[study_id] = (n_series + 1, n_instances + int(count), modalities)
+    return out

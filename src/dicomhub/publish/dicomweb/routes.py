@@ -1,0 +1,260 @@
+"""DICOMweb routes under ``/dicomweb``: QIDO-RS searches and WADO-RS retrieval.
+
+The caller is found as on the NBIA routes (bearer API or OAuth token, session
+cookie, or the anonymous guest), so a viewer sees exactly the collections its
+user may see.  CORS for browser viewers is the app's (``cors_origins``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from dicomhub.errors import NotFound
+from dicomhub.publish.dicomweb import attributes, media, qido, retrieve
+from dicomhub.publish.http import ContextDep, DbDep
+from dicomhub.publish.nbia.auth import NbiaVisibilityDep
+
+PREFIX = "/dicomweb"
+DICOM_JSON = "application/dicom+json"
+router = APIRouter(prefix=PREFIX, tags=["dicomweb"])
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + PREFIX
+
+
+def _check_json_accept(request: Request) -> None:
+    ranges = media.parse_accept(request.headers.get("accept"))
+    for item in ranges:
+        if item.media_type in ("*/*", "application/*", DICOM_JSON, "application/json"):
+            return
+    raise media.NotAcceptable(f"search results are served as {DICOM_JSON}")
+
+
+def _json(value: Any, warnings: Iterable[str] = ()) -> Response:
+    headers = {}
+    notes = [f'299 dicomhub "{text}"' for text in warnings]
+    if notes:
+        headers["Warning"] = ", ".join(notes)
+    return Response(
+        json.dumps(value, separators=(",", ":")), media_type=DICOM_JSON, headers=headers
+    )
+
+
+def _search(request: Request, level: str, fixed: dict[str, str]) -> qido.Query:
+    _check_json_accept(request)
+    items = list(request.query_params.multi_items())
+    query = qido.parse(items, level)
+    if fixed:
+        fixed_query = qido.parse(fixed.items(), level)
+        query.conditions.extend(fixed_query.conditions)
+    return query
+
+
+# -- QIDO-RS --------------------------------------------------------------------------------
+
+
+@router.get("/studies")
+def search_studies(request: Request, db: DbDep, seen: NbiaVisibilityDep) -> Response:
+    """Search for studies."""
+    query = _search(request, qido.STUDY, {})
+    rows = qido.studies(db, seen, query)
+    counts = qido.study_counts(db, seen, [study.id for study, _ in rows])
+    base = _base(request)
+    results = [
+        attributes.study_result(study, patient, counts.get(study.id, (0, 0, [])), base)
+        for study, patient in rows
+    ]
+    return _json(results, query.warnings)
+
+
+def _series_search(
+    request: Request, db: DbDep, seen: NbiaVisibilityDep, fixed: dict[str, str]
+) -> Response:
+    query = _search(request, qido.SERIES, fixed)
+    base = _base(request)
+    results = [
+        attributes.series_result(series, study, patient, query, base)
+        for series, study, patient in qido.series(db, seen, query)
+    ]
+    return _json(results, query.warnings)
+
+
+@router.get("/series")
+def search_all_series(request: Request, db: DbDep, seen: NbiaVisibilityDep) -> Response:
+    """Search for series in every study."""
+    return _series_search(request, db, seen, {})
+
+
+@router.get("/studies/{study}/series")
+def search_study_series(
+    study: str, request: Request, db: DbDep, seen: NbiaVisibilityDep
+) -> Response:
+    """Search for series of one study."""
+    return _series_search(request, db, seen, {"StudyInstanceUID": study})
+
+
+def _instance_search(
+    request: Request, db: DbDep, seen: NbiaVisibilityDep, fixed: dict[str, str]
+) -> Response:
+    query = _search(request, qido.INSTANCE, fixed)
+    base = _base(request)
+    results = [
+        attributes.instance_result(instance, series, study, patient, query, base)
+        for instance, series, study, patient in qido.instances(db, seen, query)
+    ]
+    return _json(results, query.warnings)
+
+
+@router.get("/instances")
+def search_all_instances(request: Request, db: DbDep, seen: NbiaVisibilityDep) -> Response:
+    """Search for instances anywhere."""
+    return _instance_search(request, db, seen, {})
+
+
+@router.get("/studies/{study}/instances")
+def search_study_instances(
+    study: str, request: Request, db: DbDep, seen: NbiaVisibilityDep
+) -> Response:
+    """Search for instances of one study."""
+    return _instance_search(request, db, seen, {"StudyInstanceUID": study})
+
+
+@router.get("/studies/{study}/series/{series}/instances")
+def search_series_instances(
+    study: str, series: str, request: Request, db: DbDep, seen: NbiaVisibilityDep
+) -> Response:
+    """Search for instances of one series."""
+    fixed = {"StudyInstanceUID": study, "SeriesInstanceUID": series}
+    return _instance_search(request, db, seen, fixed)
+
+
+# -- WADO-RS --------------------------------------------------------------------------------
+
+
+def _instances_response(
+    request: Request, ctx: ContextDep, items: list[retrieve.Stored]
+) -> StreamingResponse:
+    syntaxes = media.dicom_syntaxes(media.parse_accept(request.headers.get("accept")))
+    boundary = media.boundary()
+    body, length = retrieve.instance_parts(ctx.store, items, syntaxes, _base(request), boundary)
+    for item in items:
+        if not ctx.store.exists(item.blob_key):
+            raise NotFound(f"the file of instance {item.sop_uid} is missing")
+    headers = {"Content-Length": str(length)} if length is not None else {}
+    return StreamingResponse(
+        body, media_type=media.multipart_type("application/dicom", boundary), headers=headers
+    )
+
+
+@router.get("/studies/{study}")
+def retrieve_study(
+    study: str, request: Request, db: DbDep, seen: NbiaVisibilityDep, ctx: ContextDep
+) -> Response:
+    """Every visible instance of a study."""
+    return _instances_response(request, ctx, retrieve.find_instances(db, seen, study))
+
+
+@router.get("/studies/{study}/series/{series}")
+def retrieve_series(
+    study: str, series: str, request: Request, db: DbDep, seen: NbiaVisibilityDep, ctx: ContextDep
+) -> Response:
+    """Every instance of a series."""
+    return _instances_response(request, ctx, retrieve.find_instances(db, seen, study, series))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}")
+def retrieve_instance(
+    study: str,
+    series: str,
+    sop: str,
+    request: Request,
+    db: DbDep,
+    seen: NbiaVisibilityDep,
+    ctx: ContextDep,
+) -> Response:
+    """One instance."""
+    items = retrieve.find_instances(db, seen, study, series, sop)
+    return _instances_response(request, ctx, items)
+
+
+@router.get("/studies/{study}/metadata")
+def study_metadata(study: str, request: Request, db: DbDep, seen: NbiaVisibilityDep) -> Response:
+    """The metadata of every visible instance of a study."""
+    _check_json_accept(request)
+    items = retrieve.find_instances(db, seen, study)
+    return _json(retrieve.metadata(items, _base(request)))
+
+
+@router.get("/studies/{study}/series/{series}/metadata")
+def series_metadata(
+    study: str, series: str, request: Request, db: DbDep, seen: NbiaVisibilityDep
+) -> Response:
+    """The metadata of every instance of a series."""
+    _check_json_accept(request)
+    items = retrieve.find_instances(db, seen, study, series)
+    return _json(retrieve.metadata(items, _base(request)))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
+def instance_metadata(
+    study: str, series: str, sop: str, request: Request, db: DbDep, seen: NbiaVisibilityDep
+) -> Response:
+    """The metadata of one instance."""
+    _check_json_accept(request)
+    items = retrieve.find_instances(db, seen, study, series, sop)
+    return _json(retrieve.metadata(items, _base(request)))
+
+
+def _parts(part_type: str, syntax: str | None, chunks: list[bytes]) -> Response:
+    boundary = media.boundary()
+    content_type = part_type + (f"; transfer-syntax={syntax}" if syntax else "")
+
+    def body() -> Iterator[bytes]:
+        for chunk in chunks:
+            yield media.part_header(boundary, content_type)
+            yield chunk
+            yield b"\r\n"
+        yield media.closing(boundary)
+
+    payload = b"".join(body())
+    return Response(payload, media_type=media.multipart_type(part_type, boundary))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame_list}")
+def retrieve_frames(
+    study: str,
+    series: str,
+    sop: str,
+    frame_list: str,
+    request: Request,
+    db: DbDep,
+    seen: NbiaVisibilityDep,
+    ctx: ContextDep,
+) -> Response:
+    """Frames of one instance: native (octet-stream) or, if accepted, compressed as stored."""
+    numbers = retrieve.frame_numbers(frame_list)
+    (item,) = retrieve.find_instances(db, seen, study, series, sop)
+    ranges = media.parse_accept(request.headers.get("accept"))
+    part_type, syntax, chunks = retrieve.frames(ctx.store, item, numbers, ranges)
+    return _parts(part_type, syntax, chunks)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/bulk/{path}")
+def retrieve_bulk(
+    study: str,
+    series: str,
+    sop: str,
+    path: str,
+    db: DbDep,
+    seen: NbiaVisibilityDep,
+    ctx: ContextDep,
+) -> Response:
+    """One bulk data element of an instance (its metadata's BulkDataURI points here)."""
+    (item,) = retrieve.find_instances(db, seen, study, series, sop)
+    return _parts("application/octet-stream", None, [retrieve.bulk(ctx.store, item, path)])
