@@ -8,6 +8,7 @@ zip, or drops the connection, a given number of times before behaving.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import threading
@@ -210,11 +211,16 @@ def add_bulk_with_blobs(
         engine.dispose()
 
 
+@functools.cache
+def _alice_hash() -> str:
+    return hash_password(ALICE_PASSWORD)  # argon2 is slow on purpose: once per process
+
+
 def _accounts(context: PublicContext) -> str:
     secret = context.settings.secret_key
     with session_scope(context.db.sessions) as session:
         alice = create_user(session, "alice", actor="test", origin="test")
-        alice.password_hash = hash_password(ALICE_PASSWORD)
+        alice.password_hash = _alice_hash()
         grant_role(session, alice, "user", actor="test", origin="test", collection=BREAST)
         _row, token = create_token(
             session, alice, "user", BREAST, secret_key=secret, actor="test", origin="test"

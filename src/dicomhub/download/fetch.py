@@ -171,6 +171,12 @@ class Fetcher:
         return received
 
     def _unpack(self, job: Job, spool: IO[bytes], folder: Path) -> tuple[int, int, str]:
+        try:
+            return self._unzip(job, spool, folder)
+        except zipfile.BadZipFile as exc:
+            raise Corrupt(f"the zip is damaged ({exc})") from exc
+
+    def _unzip(self, job: Job, spool: IO[bytes], folder: Path) -> tuple[int, int, str]:
         with zipfile.ZipFile(spool) as archive:
             names = [i for i in archive.infolist() if not i.is_dir()]
             md5s = _hash_list(archive, MD5_LIST)

@@ -173,6 +173,12 @@ class State:
             "INSERT OR IGNORE INTO series (uid, seq, updated) VALUES (?, ?, ?)",
             (uid, self._seq, time.time()),
         )
+        # The server may know it now (a credential given, a collection released): ask again.
+        self.execute(
+            "UPDATE series SET status = 'pending', has_meta = 0 WHERE uid = ? "
+            "AND status IN ('unknown', 'denied')",
+            (uid,),
+        )
         return True
 
     def problem(self, line: int, value: str, kind: str) -> None:
