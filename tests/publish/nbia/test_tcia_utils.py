@@ -13,7 +13,7 @@ import os
 import zipfile
 from pathlib import Path
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pytest
 import tcia_utils.nbia as nbia
 
