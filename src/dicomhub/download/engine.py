@@ -160,9 +160,9 @@ class Run:
                     self.state, self.dest
                 )
             except (OSError, StorageError) as exc:
-                LOGGER.warning("the reports could not be written: %s", exc)
                 if fatal is None:
                     raise
+                LOGGER.debug("the reports could not be written: %s", exc)
             summary.failures = report.failures(self.state, limit=20)
         if fatal is not None:
             raise fatal

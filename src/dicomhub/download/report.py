@@ -51,6 +51,14 @@ def _cell(value: object) -> str:
 
 def write_reports(state: State, dest: Path) -> tuple[Path, Path]:
     """Write ``metadata.csv`` and ``problems.csv`` into ``dest``; their paths."""
+    try:
+        return _write_reports(state, dest)
+    finally:
+        for name in (METADATA_CSV, PROBLEMS_CSV):
+            (dest / (name + ".part")).unlink(missing_ok=True)
+
+
+def _write_reports(state: State, dest: Path) -> tuple[Path, Path]:
     metadata = dest / METADATA_CSV
     tmp = metadata.with_name(metadata.name + ".part")
     with tmp.open("w", newline="", encoding="utf-8") as handle:

@@ -92,7 +92,15 @@ class StateError(StorageError):
 def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
     text = str(exc)
     if "full" in text.lower():
-        return DiskFull(f"no space left for the state file {path}; free space and run again")
+        return DiskFull(
+            f"no space left in {path.parent.parent} for the state file; "
+            "free some and run the same command again"
+        )
+    if "disk i/o error" in text.lower():
+        return DiskFull(
+            f"the state file {path} cannot be written (disk I/O error): the disk may be full "
+            "or a file-size limit reached; free some space and run the same command again"
+        )
     return StateError(f"the state file {path} cannot be used: {text}")
 
 

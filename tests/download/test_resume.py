@@ -1,0 +1,83 @@
+"""A real downloader process killed (SIGKILL) at random points, then run again to the end."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dicomhub.download.state import STATE_DIR, STATE_FILE
+from tests.download.helpers import (
+    check_md5s,
+    cli_command,
+    manifest_for,
+    run_process,
+    series_folders,
+)
+from tests.download.site import Site, running_site
+
+BULK = 600
+WORKERS = 4
+
+
+@pytest.fixture
+def bulk_site(tmp_path: Path, sqlite_template: Path) -> Iterator[Site]:
+    with running_site(tmp_path, sqlite_template, bulk=BULK) as served:
+        yield served
+
+
+def finished_in_state(dest: Path) -> set[str]:
+    """Series the state file says are verified or done."""
+    path = dest / STATE_DIR / STATE_FILE
+    if not path.exists():
+        return set()
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT uid FROM series WHERE status IN ('verified', 'done')")
+        return {row[0] for row in rows}
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume(bulk_site: Site, tmp_path: Path) -> None:
+    uids = bulk_site.bulk
+    manifest = manifest_for(bulk_site, uids, tmp_path / "m.tcia")
+    dest = tmp_path / "out"
+    args = (manifest, "--dest", dest, "-q", "-j", str(WORKERS), "--backoff", "0.01")
+    rng = random.Random(7)
+    kills = 0
+    protected: list[tuple[set[str], Counter[str]]] = []
+    for _ in range(4):
+        proc = subprocess.Popen(cli_command(*args), stdout=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 3.0))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        finished = finished_in_state(dest)
+        placed = series_folders(dest)
+        # Only verified series have final folders, and every file in them is whole.
+        assert set(placed) <= finished
+        for folder in placed.values():
+            check_md5s(folder)
+        protected.append((finished, bulk_site.recorder.series_requested()))
+    assert kills >= 2, "the runs ended before they could be killed; make BULK larger"
+    final = run_process(*args)
+    assert final.returncode == 0, final.stdout + final.stderr
+    folders = series_folders(dest)
+    assert set(folders) == set(uids)
+    assert sum(check_md5s(folder) for folder in folders.values()) == len(uids)
+    requested = bulk_site.recorder.series_requested()
+    for finished, counts_then in protected:
+        # A series verified before a kill is never asked for again.
+        assert all(requested[uid] == counts_then[uid] for uid in finished)
+    # Only series in flight at a kill are fetched again: at most 2 x workers per kill.
+    again = sum(n - 1 for n in requested.values())
+    assert again <= kills * 2 * WORKERS
+    assert not any(p.name.endswith(".part") for p in dest.rglob("*"))
