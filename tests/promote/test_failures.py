@@ -240,3 +240,50 @@ def test_a_curated_recipe_must_keep_uids(ingested: Sides) -> None:
             run_promotion(context, PromoteParams(COLLECTION, recipe_toml=toml))
     finally:
         context.close()
+
+
+class Stop(Exception):
+    """Stands for a promotion stopped half-way (cancelled, or its worker lost)."""
+
+
+def test_a_stopped_release_is_superseded_when_intake_changes(
+    ingested: Sides, submitted: Submitted
+) -> None:
+    settings = ingested.settings
+
+    def stop_after_first_batch() -> None:
+        if staged_count(settings.public_db) > 0:
+            raise Stop
+
+    context = ingested.promotion()
+    try:
+        with pytest.raises(Stop):
+            run_promotion(context, PromoteParams(COLLECTION), between=stop_after_first_batch)
+        assert public_blobs(ingested) != []
+        # Intake changes (one instance more) before the promotion is run again.
+        extra = dcmread(submitted.files[1])
+        head, tail = str(extra.SOPInstanceUID).rsplit(".", 1)
+        extra.SOPInstanceUID = extra.file_meta.MediaStorageSOPInstanceUID = (
+            f"{head}.{'7' * len(tail)}"
+        )
+        path = ingested.root / "late.dcm"
+        extra.save_as(path, enforce_file_format=True)
+        from dicomhub.intake.service import IntakeService
+        from tests.promote.conftest import ORIGIN
+
+        intake = ingested.intake()
+        try:
+            service = IntakeService(intake)
+            assert service.store(service.open_session(ORIGIN), path.read_bytes()).accepted
+        finally:
+            intake.close()
+        result = run_promotion(context, PromoteParams(COLLECTION))
+    finally:
+        context.close()
+    assert result["opened"] == "new"
+    old, new = helpers.releases(settings.public_db)
+    assert (old.state, new.state) == ("failed", "published")
+    assert (old.error or "").startswith(f"superseded by release {new.id}")
+    rows = helpers.instances(settings.public_db)
+    assert len(rows) == len(submitted.files) + 1
+    assert set(public_blobs(ingested)) == {r["key"] for r in rows.values()} | {new.manifest_key}

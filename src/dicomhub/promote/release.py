@@ -82,6 +82,26 @@ def open_release(
     return release.id, Opened.NEW
 
 
+def superseded(session: Session, release_id: int) -> list[int]:
+    """Other staging releases of the same collection and selection as ``release_id``.
+
+    They were started on what intake held before (their plan digest differs) and can
+    never be resumed, so the new release replaces them.
+    """
+    release = session.get(Release, release_id)
+    assert release is not None
+    query = select(Release).where(
+        Release.collection == release.collection,
+        Release.state == ReleaseState.STAGING.value,
+        Release.id != release_id,
+    )
+    return [
+        other.id
+        for other in session.scalars(query)
+        if sorted(other.series_selection) == sorted(release.series_selection)
+    ]
+
+
 def staged(session: Session, release_id: int) -> dict[str, StagedItem]:
     """The items already staged for a release, by SOPInstanceUID."""
     query = select(ReleaseItem.sop_instance_uid, ReleaseItem.source_sha256).where(

@@ -89,6 +89,14 @@ def run_promotion(
         release_id, opened = releases.open_release(
             session, plan, recipe, actor=params.actor, job_id=job_id
         )
+        stale = releases.superseded(session, release_id) if opened is Opened.NEW else []
+    for old in stale:
+        releases.fail_release(
+            context.public_db.sessions,
+            context.public_store,
+            old,
+            f"superseded by release {release_id}: intake changed before it was published",
+        )
     LOGGER.info(
         "release %d of %s (%s): %s",
         release_id,
