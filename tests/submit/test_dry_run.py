@@ -85,6 +85,11 @@ def test_dry_run_output_has_no_planted_phi_and_maps_stay_local(run_with_bad_inpu
     assert ds.ClinicalTrialProtocolID == "LUNG1"
     assert ds.ClinicalTrialSiteID == "S1"
     assert ds.PatientID.startswith("LUNG1-S1-")
+    # the Clinical Trial Subject Module whole: Type 1 filled, Type 2 present, Subject ID
+    assert ds.ClinicalTrialSponsorName == "LUNG1"
+    assert ds.ClinicalTrialProtocolName == ""
+    assert ds.ClinicalTrialSiteName == ""
+    assert ds.ClinicalTrialSubjectID == ds.PatientID
 
 
 def test_second_dry_run_does_nothing_again(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ import pytest
 
 from dicomhub.submit.kit import (
     KitError,
+    canonical,
     default_date_offset,
     load_kit,
     parse_kit,
@@ -112,3 +114,18 @@ def test_kit_never_overwritten(kit_path: Path) -> None:
 def test_parse_kit_names_its_source() -> None:
     with pytest.raises(KitError, match=r"^the upload is not a kit"):
         parse_kit(b"{", source="the upload")
+
+
+def test_kit_sponsor_reaches_the_worker_and_old_kits_still_load(tmp_path: Path) -> None:
+    sponsored = load_kit(write_test_kit(tmp_path / "a.json", sponsor="Example Cancer Network"))
+    assert sponsored.body.sponsor == "Example Cancer Network"
+    document = json.loads((tmp_path / "a.json").read_text())
+    assert "sponsor" in document["kit"]
+    plain = load_kit(write_test_kit(tmp_path / "b.json"))
+    assert plain.body.sponsor is None
+    # a kit written before the field existed is sealed over a body without it
+    old = json.loads((tmp_path / "b.json").read_text())
+    del old["kit"]["sponsor"]
+    old["sha256"] = hashlib.sha256(canonical(old["kit"])).hexdigest()
+    (tmp_path / "c.json").write_text(json.dumps(old))
+    assert load_kit(tmp_path / "c.json").body.sponsor is None

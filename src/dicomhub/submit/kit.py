@@ -91,6 +91,8 @@ class KitBody(BaseModel):
     expires_at: datetime | None = None
     intake_url: str
     intake_ae_title: str = "DICOMHUB"
+    #: ClinicalTrialSponsorName written into every instance; None: the collection's name.
+    sponsor: str | None = Field(default=None, min_length=1, max_length=64)
     credential: SecretStr
     ca_bundle: str | None = None
     uid_secret: SecretStr
@@ -278,6 +280,7 @@ def build_kit(
     recipe: dict[str, Any] | None = None,
     burned_in: BurnedInRules | None = None,
     intake_ae_title: str = "DICOMHUB",
+    sponsor: str | None = None,
     now: datetime | None = None,
 ) -> KitBody:
     """The body of a new kit (archive side): secrets derived from the archive's key.
@@ -308,6 +311,7 @@ def build_kit(
             expires_at=expires_at,
             intake_url=intake_url,
             intake_ae_title=intake_ae_title,
+            sponsor=sponsor,
             credential=SecretStr(credential),
             ca_bundle=ca_bundle,
             uid_secret=SecretStr(derive(secret_key, "uid-secret", collection).hex()),

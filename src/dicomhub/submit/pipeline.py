@@ -170,6 +170,7 @@ class Pipeline:
             layout="tree" if self.options.dry_run else "flat",
             collection=self.kit.collection,
             site=self.kit.site,
+            sponsor=self.kit.body.sponsor or self.kit.collection,
         )
 
     def _process(self) -> None:

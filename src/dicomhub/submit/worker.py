@@ -43,6 +43,7 @@ class WorkerConfig:
     layout: str = "flat"  # "flat": <sop>.dcm; "tree": patient/study/series/<sop>.dcm
     collection: str = ""
     site: str = ""
+    sponsor: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,23 @@ def _deidentify(worker: _Worker, file_id: int, ds: Dataset) -> WorkResult:
 
 
 def _name_place(ds: Dataset, config: WorkerConfig) -> None:
-    """Name the collection and site in the instance, where intake looks for them."""
-    if config.collection:
-        ds.ClinicalTrialProtocolID = config.collection
-        ds.ClinicalTrialSiteID = config.site
+    """Name the collection and site in the instance, where intake looks for them.
+
+    They belong to the Clinical Trial Subject Module (PS3.3 C.7.1.3), which is present
+    whole or not at all: Sponsor Name and Protocol ID (Type 1), Protocol Name, Site ID and
+    Site Name (Type 2), and Subject ID (1C; there is no Reading ID), here the archive
+    PatientID the ID map gave.
+    """
+    if not config.collection:
+        return
+    ds.ClinicalTrialSponsorName = config.sponsor or config.collection
+    ds.ClinicalTrialProtocolID = config.collection
+    ds.ClinicalTrialSiteID = config.site
+    for keyword in ("ClinicalTrialProtocolName", "ClinicalTrialSiteName"):
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    if "ClinicalTrialSubjectID" not in ds and "ClinicalTrialSubjectReadingID" not in ds:
+        ds.ClinicalTrialSubjectID = str(ds.get("PatientID", "") or "")
 
 
 def _safe(part: str) -> str:
