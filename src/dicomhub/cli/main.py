@@ -11,10 +11,10 @@ import sys
 
 import typer
 
-from dicomhub.cli import db, demo, jobs, kits, promote, sample, serve, submit, tokens, users
-from dicomhub.cli import intake as intake_cli
-from dicomhub.cli import quarantine as quarantine_cli
+from dicomhub.cli import download as download_cli
 from dicomhub.errors import ArchiveError
+
+LOGGER = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="dicomhub",
@@ -22,18 +22,47 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(db.app, name="db", help="Database migrations.")
-app.add_typer(serve.app, name="serve", help="Run the public app, the intake app and DIMSE.")
-app.add_typer(users.app, name="users", help="Accounts and role grants.")
-app.add_typer(tokens.app, name="tokens", help="API tokens.")
-app.add_typer(jobs.app, name="jobs", help="Bulk jobs and their progress.")
-app.add_typer(sample.app, name="sample", help="Synthetic sample data (no real patient data).")
-app.add_typer(submit.app, name="submit", help="De-identify with a kit, send and verify (site).")
-app.add_typer(kits.app, name="kits", help="Submission kits for sites.")
-app.add_typer(intake_cli.app, name="intake", help="Intake status, DIMSE peers, site policies.")
-app.add_typer(quarantine_cli.app, name="quarantine", help="What intake refused, and why.")
-app.command("demo")(demo.demo)
-app.command("promote")(promote.promote)
+app.command("download")(download_cli.download)
+
+
+@app.callback()
+def _root() -> None:
+    """Keep ``dicomhub`` a group even when only ``download`` is installed."""
+
+
+def _mount_server_groups() -> None:
+    """The groups that need the [server] extra; a base install has only ``download``."""
+    from dicomhub.cli import db, demo, jobs, kits, promote, sample, serve, submit, tokens, users
+    from dicomhub.cli import intake as intake_cli
+    from dicomhub.cli import quarantine as quarantine_cli
+
+    app.add_typer(db.app, name="db", help="Database migrations.")
+    app.add_typer(serve.app, name="serve", help="Run the public app, the intake app and DIMSE.")
+    app.add_typer(users.app, name="users", help="Accounts and role grants.")
+    app.add_typer(tokens.app, name="tokens", help="API tokens.")
+    app.add_typer(jobs.app, name="jobs", help="Bulk jobs and their progress.")
+    app.add_typer(sample.app, name="sample", help="Synthetic sample data (no real patient data).")
+    app.add_typer(submit.app, name="submit", help="De-identify with a kit, send and verify (site).")
+    app.add_typer(kits.app, name="kits", help="Submission kits for sites.")
+    app.add_typer(intake_cli.app, name="intake", help="Intake status, DIMSE peers, site policies.")
+    app.add_typer(quarantine_cli.app, name="quarantine", help="What intake refused, and why.")
+    app.command("demo")(demo.demo)
+    app.command("promote")(promote.promote)
+
+
+#: Top-level packages of the [server] extra; only their absence is a base install.
+SERVER_PACKAGES = frozenset(
+    {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg", "pynetdicom",
+     "boto3", "botocore", "argon2", "ldap3", "dask", "distributed", "jinja2", "multipart",
+     "python_multipart", "itsdangerous", "cryptography", "pylibjpeg", "jpeg_ls"}
+)  # fmt: skip
+
+try:
+    _mount_server_groups()
+except ModuleNotFoundError as exc:  # pip install dicomhub, without [server]
+    if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+        raise
+    LOGGER.debug("server commands unavailable (%s is not installed)", exc.name)
 
 
 def main() -> None:
