@@ -126,6 +126,7 @@ class Server:
             headers={"User-Agent": "dicomhub-download"},
         )
         self.is_dicomhub = False
+        self.api_token_ok = True
 
     def close(self) -> None:
         self.http.close()
@@ -141,10 +142,16 @@ class Server:
 
         try:
             answer = with_retries(self.policy, f"reaching {self.base_url}", ask)
+            if answer.status_code == 401:
+                # dicomhub's JSON API takes its own tokens only; an NBIA OAuth token is
+                # still good on the NBIA routes, so only the JSON API is given up.
+                self.api_token_ok = False
+                answer = with_retries(
+                    self.policy, f"reaching {self.base_url}",
+                    lambda: self.http.get("/api/me", auth=None),
+                )  # fmt: skip
         except Transient as exc:
             raise ServerError(f"cannot reach {self.base_url}: {exc.message}") from exc
-        if answer.status_code == 401:
-            raise Unauthorized(f"{self.base_url} refused the credential (401)")
         if answer.status_code == 200 and "json" in answer.headers.get("content-type", ""):
             body = answer.json()
             if isinstance(body, dict) and "anonymous" in body:
@@ -172,7 +179,7 @@ class Server:
 
     def collection_uids(self, name: str) -> Iterator[str]:
         """Every SeriesInstanceUID of a collection the caller may see."""
-        if self.is_dicomhub:
+        if self.is_dicomhub and self.api_token_ok:
             yield from self._manifest_lines("/api/search/manifest.tcia", {"collection": name})
             return
 
@@ -189,6 +196,8 @@ class Server:
         """The UIDs of the credential owner's basket (dicomhub only)."""
         if not self.is_dicomhub:
             raise ServerError(f"{self.base_url} is not a dicomhub server: it has no basket API")
+        if not self.api_token_ok:
+            raise Unauthorized("a basket needs a dicomhub API token: --token dh_...")
         yield from self._manifest_lines("/api/basket/manifest.tcia", {})
 
     def _manifest_lines(self, path: str, params: Mapping[str, str]) -> Iterator[str]:
