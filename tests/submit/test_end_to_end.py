@@ -45,6 +45,12 @@ def sent_hashes(work: Path) -> dict[str, str]:
     return dict(rows)
 
 
+def verified_count(work: Path) -> int:
+    with sqlite3.connect(work / "state.sqlite3") as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM files WHERE stage='verified'").fetchone()
+    return int(count)
+
+
 IMPLICIT = "Implicit VR Little Endian"
 
 
@@ -66,11 +72,12 @@ def check_stored(summary: Summary, intake: Intake, work: Path, expected: int) ->
     assert summary.rejected == {}, intake.quarantined()
     assert len(stored) == expected
     assert sent_hashes(work) == stored  # what intake holds is exactly what was sent
-    if summary.unverified is None:
-        assert summary.stages.get("verified") == expected, summary.stages
-        assert summary.complete
-    else:  # until the intake's verification endpoint exists
-        assert summary.stages.get("sent") == expected, summary.stages
+    # the intake's verification endpoint answered and every instance ended verified
+    assert summary.unverified is None
+    assert summary.stages.get("verified") == expected, summary.stages
+    assert "sent" not in summary.stages
+    assert summary.complete
+    assert verified_count(work) == expected
 
 
 def test_submit_sends_each_instance_once(
@@ -130,6 +137,8 @@ def test_killed_submission_resumes_to_complete_without_duplicates(
     assert "seen" not in after
     assert "deidentified" not in after
     assert "rejected" not in after
+    assert "sent" not in after
+    assert after["verified"] == expected
     with intake.context.db.sessions() as db:
         rows = db.scalars(select(Instance.sop_instance_uid)).all()
     assert len(rows) == len(set(rows)) == expected
