@@ -1,17 +1,23 @@
 """`dicomhub submit`: the site's side: de-identify with a kit, send, verify, resume.
 
 ``run`` does everything that is left for a kit in a work folder; run it again after an
-interruption and it resumes. ``quarantine`` lists what stayed at the site and why;
-``status`` shows the stages; ``idmap-template`` writes the ID map to fill in.
+interruption and it resumes. ``listen`` receives C-STORE from the site's PACS into the
+same work folder and runs the same pipeline over what arrives. ``quarantine`` lists what
+stayed at the site and why; ``status`` shows the stages; ``idmap-template`` writes the
+ID map to fill in.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,8 +32,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from dicomhub.errors import ArchiveError, BadRequest
+from dicomhub.errors import ArchiveError, BadRequest, ConfigurationError
 from dicomhub.submit import idmap as idmap_mod
+from dicomhub.submit import listen
 from dicomhub.submit.kit import Kit, load_kit
 from dicomhub.submit.pipeline import Options, Pipeline, state_folder
 from dicomhub.submit.report import Summary
@@ -35,6 +42,7 @@ from dicomhub.submit.state import StateDB
 from dicomhub.submit.upload import StowClient, make_client
 from dicomhub.submit.verify import fetch_inventory
 
+LOGGER = logging.getLogger(__name__)
 app = typer.Typer(no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
@@ -61,9 +69,12 @@ def _work(kit: Kit, work: Path | None) -> Path:
 
 @app.command("run")
 def run_command(
-    folders: Annotated[list[Path], typer.Argument(help="Folders (or files) to submit.")],
     kit_file: KitOption,
     idmap: Annotated[Path, typer.Option("--idmap", "-m", help="The filled-in ID map CSV.")],
+    folders: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Folders (or files) to submit; none: what `listen` received."),
+    ] = None,
     work: WorkOption = None,
     workers: Annotated[
         int, typer.Option("--workers", "-j", min=1, help="De-identification processes.")
@@ -90,9 +101,10 @@ def run_command(
         kit = load_kit(kit_file)
         patients = idmap_mod.load_idmap(idmap)
         options = Options(
-            folders=folders, work=_work(kit, work), workers=workers, batch_size=batch_size,
-            dry_run=dry_run, out=out, keep_outputs=keep,
+            folders=list(folders or []), work=_work(kit, work), workers=workers,
+            batch_size=batch_size, dry_run=dry_run, out=out, keep_outputs=keep,
         )  # fmt: skip
+        _adopt_received(kit, options)
         client = None
         if not dry_run:
             body = kit.body
@@ -107,6 +119,22 @@ def run_command(
     _print_summary(summary, options)
     if not summary.complete:
         raise typer.Exit(2)
+
+
+def _adopt_received(kit: Kit, options: Options) -> None:
+    """Queue what a listener stored in this work folder but was killed before recording."""
+    spool = listen.spool_folder(options.work)
+    if not options.folders and (options.dry_run or not spool.is_dir()):
+        where = "" if options.dry_run else f" (`submit listen` received nothing in {options.work})"
+        raise BadRequest(f"give the folders to submit{where}")
+    if options.dry_run or not spool.is_dir():
+        return
+    state = StateDB(options.work / "state.sqlite3")
+    try:
+        state.bind(kit.kit_id, kit.recipe().recipe_hash())
+        listen.adopt(spool, state)
+    finally:
+        state.close()
 
 
 def _run(
@@ -251,3 +279,157 @@ def check_kit_command(kit_file: Annotated[Path, typer.Argument(help="The kit fil
     console.print(f"  date offset {recipe.date_offset_days} days, UID root {recipe.uid_root}")
     console.print(f"  options: {', '.join(o.meaning for o in recipe.options()) or 'Basic only'}")
     console.print(f"  recipe hash {recipe.recipe_hash()}")
+
+
+# -- listen: C-STORE from the site's PACS -------------------------------------------------
+
+#: Every interface: the PACS sending to the listener is another host on the site's network.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+
+
+@app.command("listen")
+def listen_command(
+    kit_file: KitOption,
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="TCP port.")],
+    ae_title: Annotated[
+        str, typer.Option("--ae-title", help="This listener's AE title.")
+    ] = "DICOMHUB_SUBMIT",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = ALL_INTERFACES,
+    idmap: Annotated[
+        Path | None,
+        typer.Option(
+            "--idmap",
+            "-m",
+            help="The ID map; without it instances are only received, for `submit run` later.",
+        ),
+    ] = None,
+    calling: Annotated[
+        list[str] | None,
+        typer.Option("--calling-ae", help="Accept only these calling AE titles (repeat)."),
+    ] = None,
+    work: WorkOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", min=1, help="De-identification processes.")
+    ] = max(1, os.cpu_count() or 1),
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Instances per request.")
+    ] = 50,
+    settle: Annotated[
+        float, typer.Option("--settle", min=0, help="Quiet seconds before a cycle starts.")
+    ] = 2.0,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep received and de-identified files once verified.")
+    ] = False,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries per batch.")] = 5,
+) -> None:
+    """Receive C-STORE from a PACS and de-identify, send and verify what arrives."""
+    with _errors():
+        if not 0 < len(ae_title.strip()) <= 16:
+            raise BadRequest("an AE title has 1 to 16 characters")
+        kit = load_kit(kit_file)
+        patients = idmap_mod.load_idmap(idmap) if idmap is not None else None
+        options = Options(folders=[], work=_work(kit, work), workers=workers,
+                          batch_size=batch_size, keep_outputs=keep)  # fmt: skip
+        spool = listen.Spool(options.work, kit)
+        try:
+            _listen(spool, kit, patients, options, (ae_title, host, port, calling or []),
+                    settle=settle, retries=retries)  # fmt: skip
+        finally:
+            spool.close()
+
+
+def _listen(
+    spool: listen.Spool, kit: Kit, patients: idmap_mod.IdMap | None, options: Options,
+    scp: tuple[str, str, int, list[str]], *, settle: float, retries: int,
+) -> None:  # fmt: skip
+    recovered = spool.recover()
+    if recovered:
+        console.print(f"{recovered} received instance(s) from an earlier listener were queued")
+    server = _start_scp(spool, *scp)
+    bound = server.server_address
+    console.print(f"listening as {escape(scp[0])} on {bound[0]}:{bound[1]}", highlight=False)
+    client = None
+    runner: listen.Runner | None = None
+    stopped = threading.Event()
+    if patients is not None:
+        body = kit.body
+        client = make_client(body.intake_url, body.credential.get_secret_value(), body.ca_bundle)
+        stow, http = StowClient(client, retries=retries), client
+
+        def run_once() -> Summary:
+            pipeline = Pipeline(kit, patients, options, stow=stow,
+                                inventory=lambda: fetch_inventory(http).sha256)  # fmt: skip
+            return pipeline.run()
+
+        runner = listen.Runner(spool, run_once, settle=settle, keep_sources=options.keep_outputs)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(signum: int, frame: object) -> None:
+        for sig, handler in previous.items():  # a second signal ends the process at once
+            signal.signal(sig, handler)
+        stopped.set()
+        if runner is not None:
+            runner.stop()
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    try:
+        if runner is not None:
+            runner.serve()
+        else:
+            console.print("no --idmap: receiving only; run `dicomhub submit run` to send")
+            stopped.wait()
+    finally:
+        server.shutdown()
+        if client is not None:
+            client.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print(f"stopped: {spool.received} instance(s) received, {spool.refused} refused")
+    if runner is not None and runner.last is not None:
+        _print_summary(runner.last, options)
+
+
+def _start_scp(spool: listen.Spool, ae_title: str, host: str, port: int,
+               calling: list[str]) -> Any:  # fmt: skip
+    """The DIMSE edge: pynetdicom in, :meth:`listen.Spool.store` status out."""
+    try:
+        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ConfigurationError(
+            "`submit listen` needs pynetdicom: pip install 'pynetdicom>=3,<4'"
+        ) from exc
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # not a line per instance
+    ae = AE(ae_title=ae_title.strip())
+    ae.add_supported_context(Verification)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+    ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
+    if calling:
+        ae.require_calling_aet = [title.strip() for title in calling]
+
+    def on_open(event: Any) -> None:
+        # pynetdicom never sets TCP_NODELAY: without it each C-STORE response waits on
+        # Nagle's algorithm (~40 ms).
+        sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def on_echo(event: Any) -> int:
+        return listen.SUCCESS
+
+    def on_store(event: Any) -> int:
+        try:
+            uid = str(event.request.AffectedSOPInstanceUID or "")
+            return spool.store(event.encoded_dataset(include_meta=True), uid)
+        except Exception:  # a handler answers, it never raises into pynetdicom
+            LOGGER.exception("C-STORE failed")
+            return listen.PROCESSING_FAILURE
+
+    handlers: list[Any] = [(evt.EVT_CONN_OPEN, on_open), (evt.EVT_C_ECHO, on_echo),
+                (evt.EVT_C_STORE, on_store)]  # fmt: skip
+    try:
+        return ae.start_server((host, port), block=False, evt_handlers=handlers)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc

@@ -22,9 +22,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from dicomhub.errors import ArchiveError, StorageError
+from dicomhub.errors import ArchiveError, Conflict, StorageError
 from dicomhub.submit import report, scan
 from dicomhub.submit.idmap import IdMap
 from dicomhub.submit.kit import Kit
@@ -45,6 +45,12 @@ class OutputDiskFull(StorageError):
     """The de-identified output cannot be written; free space and rerun."""
 
     code = "disk_full"
+
+
+class WorkFolderBusy(Conflict):
+    """Another run holds the work folder."""
+
+    code = "work_folder_busy"
 
 
 @dataclass
@@ -99,6 +105,7 @@ class Pipeline:
         self.uploads: dict[Future[BatchResult], list[Part]] = {}
         self.send_error: ArchiveError | None = None
         self._upload_pool: ThreadPoolExecutor | None = None
+        self._lock: IO[bytes] | None = None
 
     @property
     def out_dir(self) -> Path:
@@ -109,6 +116,11 @@ class Pipeline:
     def run(self) -> report.Summary:
         """Do everything that is left; the summary says what and whether it is complete."""
         started = time.monotonic()
+        try:
+            self._lock = _lock_folder(self.folder)
+        except WorkFolderBusy:
+            self.state.close()
+            raise
         try:
             self._scan()
             self.state.reset_missing_outputs()
@@ -136,6 +148,8 @@ class Pipeline:
             if self._upload_pool is not None:
                 self._upload_pool.shutdown(wait=True, cancel_futures=True)
             self.state.close()
+            if self._lock is not None:
+                self._lock.close()
 
     def _scan(self) -> None:
         exclude = [self.options.work, self.out_dir]
@@ -331,6 +345,24 @@ class Pipeline:
             for row in self.state.rows("verified"):
                 if row.out_path:
                     Path(row.out_path).unlink(missing_ok=True)
+
+
+def _lock_folder(folder: Path) -> IO[bytes] | None:
+    """Hold the work folder for one run: two runs (or a run and a listener's cycle) over
+    the same rows would de-identify and send them twice. Released when the file closes."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks
+        return None
+    handle = (folder / "run.lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        raise WorkFolderBusy(
+            f"another submit run or listener is working in {folder}; wait for it to finish"
+        ) from exc
+    return handle
 
 
 def _process_context() -> multiprocessing.context.BaseContext:

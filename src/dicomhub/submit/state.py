@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,11 +101,15 @@ _ROW = "id, path, stage, reason, sop_uid, series_uid, study_uid, out_path, sha25
 class StateDB:
     """The state database of one kit's submission in one work folder."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, shared: bool = False) -> None:
+        """Open (and create) the database; ``shared`` lets several threads use this
+        connection, which the caller then serializes (the listener holds a lock)."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30, check_same_thread=not shared
+            )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(SCHEMA)
@@ -133,6 +137,11 @@ class StateDB:
                 raise
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            # A COMMIT that failed (a full disk) may leave the transaction open; end it so
+            # the connection stays usable once space is back.
+            if self.conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
             raise self._error(exc) from exc
 
     def close(self) -> None:
@@ -181,6 +190,13 @@ class StateDB:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [FileRow(*r) for r in self.conn.execute(sql, (stage,))]
+
+    def sources(self, stages: Sequence[str], under: Path) -> list[str]:
+        """Source paths of the rows in ``stages`` that lie under the folder ``under``."""
+        marks = ",".join("?" * len(stages))
+        prefix = str(under).rstrip("/") + "/"
+        sql = f"SELECT path FROM files WHERE stage IN ({marks}) AND substr(path, 1, ?) = ?"
+        return [r[0] for r in self.conn.execute(sql, (*stages, len(prefix), prefix))]
 
     def in_flight(self) -> list[FileRow]:
         """De-identified rows that were part of a batch when a run stopped."""
