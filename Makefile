@@ -59,7 +59,7 @@ test: venv deps-test
 	$(SERVICES) up --dir $(SERVICES_DIR) --owner $$$$; \
 	set -a; . $(SERVICES_DIR)/env; set +a; \
 	status=0; \
-	DICOMHUB_REQUIRE_SERVICES=1 $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
+	DICOMHUB_REQUIRE_SERVICES=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS) || status=$$?; \
 	$(SERVICES) down --dir $(SERVICES_DIR); \
 	lint=0; ( $(LINT) ) || lint=$$?; \
 	if [ $$status -eq 0 ]; then status=$$lint; fi; \
