@@ -1,0 +1,154 @@
+"""kill -9 durability: servers killed at random moments while STOW and C-STORE senders run.
+
+Every instance acknowledged to a sender (listed in the STOW response's
+ReferencedSOPSequence, or a C-STORE success) must be stored, intact, after the
+servers are restarted; no row may point at a missing or different blob.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
+
+from dicomhub.context import IntakeContext
+from tests.core.dicom.build import instance_bytes
+from tests.intake.conftest import PEER
+from tests.intake.helpers import CONTENT_TYPE, check_integrity, multipart, sha256, token_for
+from tests.intake.servers import Servers, server_env
+
+pytestmark = [
+    pytest.mark.slow,
+    # pynetdicom 3.0.4 leaves the socket of a refused connection (a killed server) unclosed.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+KILLS = 6
+STOW_COUNT = 160
+CSTORE_COUNT = 80
+BATCH = 4
+
+
+class Sender(threading.Thread):
+    """Sends until every instance was acknowledged, retrying whatever was not."""
+
+    def __init__(self, servers: Servers) -> None:
+        super().__init__(daemon=True)
+        self.servers = servers
+        self.acked: dict[str, str] = {}
+        self.errors: list[str] = []
+        self.deadline = time.monotonic() + 240
+
+    def run(self) -> None:
+        try:
+            self.send_all()
+        except Exception as exc:  # reported by the test
+            self.errors.append(repr(exc))
+
+
+class StowSender(Sender):
+    def __init__(self, servers: Servers, token: str) -> None:
+        super().__init__(servers)
+        self.token = token
+        self.parts = {
+            f"1.2.3.70.{i}": instance_bytes(sop_uid=f"1.2.3.70.{i}", instance_number=i,
+                                            series_uid=f"1.2.3.70.{i % 3}")
+            for i in range(STOW_COUNT)
+        }  # fmt: skip
+
+    def send_all(self) -> None:
+        pending = list(self.parts)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": CONTENT_TYPE}
+        while pending and time.monotonic() < self.deadline:
+            batch = pending[:BATCH]
+            try:
+                response = httpx.post(
+                    f"{self.servers.url}/dicomweb/studies",
+                    content=multipart(self.parts[uid] for uid in batch),
+                    headers=headers, timeout=30,
+                )  # fmt: skip
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            if response.status_code not in (200, 202):
+                time.sleep(0.05)
+                continue
+            referenced = response.json().get("00081199", {}).get("Value", [])
+            for item in referenced:
+                uid = item["00081155"]["Value"][0]
+                self.acked[uid] = sha256(self.parts[uid])
+            pending = [uid for uid in pending if uid not in self.acked]
+
+
+class CStoreSender(Sender):
+    def send_all(self) -> None:
+        pending = [f"1.2.3.71.{i}" for i in range(CSTORE_COUNT)]
+        ae = AE(ae_title=PEER)
+        ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+        while pending and time.monotonic() < self.deadline:
+            assoc = ae.associate("127.0.0.1", self.servers.dimse_port, ae_title="DICOMHUB")
+            if not assoc.is_established:
+                time.sleep(0.05)
+                continue
+            try:
+                for uid in list(pending):
+                    ds = dcmread_bytes(instance_bytes(sop_uid=uid, series_uid="1.2.3.71.0"))
+                    answer = assoc.send_c_store(ds)
+                    status = answer.get("Status") if answer else None
+                    if status is None:
+                        break  # the association died with the server
+                    if status in (0x0000, 0xB000):
+                        self.acked[uid] = ""
+                        pending.remove(uid)
+            finally:
+                if assoc.is_established:
+                    assoc.release()
+                else:
+                    assoc.abort()
+
+
+def dcmread_bytes(data: bytes):  # type: ignore[no-untyped-def]
+    import io
+
+    return dcmread(io.BytesIO(data))
+
+
+def test_acknowledged_instances_survive_kill_9(
+    intake_context: IntakeContext, tmp_path: Path
+) -> None:
+    servers = Servers(server_env(intake_context), tmp_path)
+    servers.start()
+    stow = StowSender(servers, token_for(intake_context, "kit-a", "submitter"))
+    cstore = CStoreSender(servers)
+    rng = random.Random(20261125)
+    try:
+        stow.start()
+        cstore.start()
+        kills = 0
+        while kills < KILLS and (stow.is_alive() or cstore.is_alive()):
+            time.sleep(rng.uniform(0.2, 1.2))
+            servers.kill()
+            kills += 1
+            servers.start()
+        stow.join(timeout=240)
+        cstore.join(timeout=240)
+    finally:
+        servers.kill()
+    assert not stow.errors, stow.errors
+    assert not cstore.errors, cstore.errors
+    assert kills >= 3, "the senders finished before the servers were killed enough times"
+    assert len(stow.acked) == STOW_COUNT
+    assert len(cstore.acked) == CSTORE_COUNT
+    stored = check_integrity(intake_context)  # no orphan rows, hashes match the blobs
+    for uid, digest in stow.acked.items():
+        assert stored.get(uid) == digest, uid  # byte for byte what was sent
+    assert set(cstore.acked) <= set(stored)
+    assert len(stored) == STOW_COUNT + CSTORE_COUNT
