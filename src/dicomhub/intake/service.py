@@ -388,6 +388,15 @@ def _upsert(
 ) -> str | Held | None:
     """Insert or replace the instance row (and its patient, study, series); the old blob key."""
     record = parsed.record
+    # Take the write lock before reading anything: pysqlite runs SELECTs outside the
+    # transaction, so without this a concurrent replacement could commit between our
+    # read and our write (on PostgreSQL this locks the row, as FOR UPDATE does).
+    db.execute(
+        update(Instance)
+        .where(Instance.sop_instance_uid == record.sop_instance_uid)
+        .values(blob_key=Instance.blob_key)
+        .execution_options(synchronize_session=False)
+    )
     existing = checks.existing_instance(db, record, lock=True)
     conflict = checks.check_patient(existing, record)
     if conflict is not None:
