@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import os
 import shutil
 import threading
 import time
@@ -23,7 +25,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import uvicorn
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from sqlalchemy import insert
 
 from dicomhub.context import PublicContext
@@ -143,9 +147,20 @@ class Site:
 
 
 def add_bulk_with_blobs(
-    db_url: str, store: Path, name: str, count: int, *, per_patient: int = 50
+    db_url: str,
+    store: Path,
+    name: str,
+    count: int,
+    *,
+    per_patient: int = 50,
+    instances: int = 1,
+    pixel_bytes: int = 0,
 ) -> list[str]:
-    """``count`` one-instance series with real tiny DICOM files, by bulk insert."""
+    """``count`` series of ``instances`` real DICOM files each, by bulk insert.
+
+    Files are the catalogue's tiny ones, or with ``pixel_bytes`` of pixel data
+    (for benchmarks that need realistic sizes).
+    """
     engine = make_engine(db_url)
     try:
         with make_sessionmaker(engine)() as session:
@@ -173,22 +188,30 @@ def add_bulk_with_blobs(
             uids, series_rows, blobs = [], [], []
             for n in range(count):
                 uid = make_uid(name, "se", n)
-                sop = make_uid(uid, 1)
-                header = {"SeriesInstanceUID": uid, "SOPInstanceUID": sop, "Modality": "CT",
-                          "PatientID": f"B-{n // per_patient:05d}"}  # fmt: skip
-                data = tiny_dicom(header, CT_IMAGE, sop)
-                sha = hashlib.sha256(data).hexdigest()
-                key = blob_key_for(sha)
-                target = store / key
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                files = []
+                for i in range(1, instances + 1):
+                    sop = make_uid(uid, i)
+                    header = {
+                        "SeriesInstanceUID": uid,
+                        "SOPInstanceUID": sop,
+                        "Modality": "CT",
+                        "PatientID": f"B-{n // per_patient:05d}",
+                        "InstanceNumber": i,
+                    }
+                    data = _dicom(header, sop, pixel_bytes)
+                    sha = hashlib.sha256(data).hexdigest()
+                    key = blob_key_for(sha)
+                    target = store / key
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+                    files.append((i, sop, len(data), sha, _md5(data), key))
                 uids.append(uid)
-                blobs.append((sop, data, sha, key))
+                blobs.append(files)
                 series_rows.append(
                     {"study_id": study_ids[n // per_patient], "collection_id": collection.id,
                      "series_instance_uid": uid, "series_number": n % per_patient + 1,
                      "modality": "CT", "body_part_examined": "CHEST", "sop_class_uid": CT_IMAGE,
-                     "instance_count": 1, "total_size": len(data)}
+                     "instance_count": instances, "total_size": sum(f[2] for f in files)}
                 )  # fmt: skip
             series_ids = list(
                 session.scalars(
@@ -197,11 +220,10 @@ def add_bulk_with_blobs(
             )
             rows = [
                 {"series_id": sid, "sop_instance_uid": sop, "sop_class_uid": CT_IMAGE,
-                 "transfer_syntax_uid": ExplicitVRLittleEndian, "instance_number": 1,
-                 "size": len(data), "sha256": sha,
-                 "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
-                 "blob_key": key, "header": {}}
-                for sid, (sop, data, sha, key) in zip(series_ids, blobs, strict=True)
+                 "transfer_syntax_uid": ExplicitVRLittleEndian, "instance_number": i,
+                 "size": size, "sha256": sha, "md5": md5, "blob_key": key, "header": {}}
+                for sid, files in zip(series_ids, blobs, strict=True)
+                for i, sop, size, sha, md5, key in files
             ]  # fmt: skip
             for start in range(0, len(rows), 5000):
                 session.execute(insert(Instance), rows[start : start + 5000])
@@ -209,6 +231,34 @@ def add_bulk_with_blobs(
             return uids
     finally:
         engine.dispose()
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _dicom(header: dict[str, Any], sop: str, pixel_bytes: int) -> bytes:
+    """The catalogue's tiny file, or one with ``pixel_bytes`` of 16-bit pixel data."""
+    if pixel_bytes <= 32:
+        return tiny_dicom(header, CT_IMAGE, sop)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(CT_IMAGE)
+    meta.MediaStorageSOPInstanceUID = UID(sop)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    for keyword, value in header.items():
+        setattr(ds, keyword, value)
+    ds.SOPClassUID = CT_IMAGE
+    columns = 256
+    ds.Rows, ds.Columns = max(1, pixel_bytes // (2 * columns)), columns
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation = 15, 0
+    ds.PixelData = os.urandom(ds.Rows * columns * 2)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 @functools.cache

@@ -36,7 +36,7 @@ def test_manifest_downloads_in_nbia_layout_with_report(site: Site, tmp_path: Pat
     assert by_uid[uids[0]]["Collection"] == LUNG
     assert by_uid[uids[0]]["Number of Images"] == "3"
     assert by_uid[uids[0]]["File Location"] == str(one.relative_to(dest))
-    assert len(by_uid[uids[0]]["SHA-256"]) == 64
+    assert len(by_uid[uids[0]]["Series Digest"]) == 64
     assert read_csv(dest / PROBLEMS_CSV) == []
     assert not list((dest / ".dicomhub-download" / "staging").iterdir())
 

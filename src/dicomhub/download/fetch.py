@@ -23,18 +23,17 @@ import io
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 import httpx
-from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
 
 from dicomhub.download.client import RetryPolicy, Server, ServerError, Transient, describe
 from dicomhub.download.layout import Layout, safe_component
@@ -189,14 +188,16 @@ class Fetcher:
                 if info.filename in (MD5_LIST, SHA256_LIST):
                     continue
                 name = _entry_name(info.filename)
-                size, md5, sha256 = _extract(archive, info, folder / (name + ".part"))
+                part = folder / (name + ".part")
+                want_sha = info.filename in sha256s
+                size, md5, sha256 = _extract(archive, spool, info, part, want_sha)
                 if md5s.get(info.filename, "").lower() != md5:
                     raise Corrupt(f"{info.filename}: MD5 {md5} is not the published one")
-                if info.filename in sha256s and sha256s[info.filename].lower() != sha256:
+                if want_sha and sha256s[info.filename].lower() != sha256:
                     raise Corrupt(f"{info.filename}: SHA-256 is not the archive's")
-                final = self._final_name(folder / (name + ".part"), name)
-                os.replace(folder / (name + ".part"), folder / final)
-                series_digest.update(f"{final} {sha256}\n".encode())
+                final = self._final_name(part, name)
+                os.replace(part, folder / final)
+                series_digest.update(f"{final} {md5}\n".encode())
                 count += 1
                 total += size
             missing = set(md5s) - {i.filename for i in names}
@@ -212,6 +213,9 @@ class Fetcher:
     def _final_name(self, part: Path, name: str) -> str:
         if self.layout is not Layout.UID:
             return name
+        from pydicom import dcmread  # only this layout needs it; keeps start-up quick
+        from pydicom.errors import InvalidDicomError
+
         try:
             ds = dcmread(part, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
             return safe_component(str(ds.SOPInstanceUID), name[:-4] or "instance") + ".dcm"
@@ -242,17 +246,49 @@ def _entry_name(name: str) -> str:
     return name
 
 
-def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> tuple[int, str, str]:
+def _extract(
+    archive: zipfile.ZipFile, spool: IO[bytes], info: zipfile.ZipInfo, target: Path, sha: bool
+) -> tuple[int, str, str]:
+    """Write one entry to ``target``; (size, MD5, SHA-256 or "" when not asked for).
+
+    A stored entry (what dicomhub sends) is copied straight from the spool: its
+    MD5 is checked anyway, so zipfile's CRC pass would only cost time.  Deflated
+    entries (NBIA's) go through zipfile.
+    """
     md5 = hashlib.md5(usedforsecurity=False)
-    sha256 = hashlib.sha256()
+    sha256 = hashlib.sha256() if sha else None
     size = 0
-    with archive.open(info) as source, target.open("wb") as out:
-        while chunk := source.read(CHUNK):
+    with target.open("wb") as out:
+        for chunk in _entry_chunks(archive, spool, info):
             md5.update(chunk)
-            sha256.update(chunk)
+            if sha256 is not None:
+                sha256.update(chunk)
             out.write(chunk)
             size += len(chunk)
-    return size, md5.hexdigest(), sha256.hexdigest()
+    return size, md5.hexdigest(), "" if sha256 is None else sha256.hexdigest()
+
+
+def _entry_chunks(
+    archive: zipfile.ZipFile, spool: IO[bytes], info: zipfile.ZipInfo
+) -> Iterator[bytes]:
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        with archive.open(info) as source:
+            while chunk := source.read(CHUNK):
+                yield chunk
+        return
+    spool.seek(info.header_offset)
+    local = spool.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise Corrupt(f"{info.filename}: bad local header in the zip")
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    spool.seek(info.header_offset + 30 + name_len + extra_len)
+    left = info.compress_size
+    while left > 0:
+        chunk = spool.read(min(CHUNK, left))
+        if not chunk:
+            raise Corrupt(f"{info.filename}: the zip ends inside this entry")
+        left -= len(chunk)
+        yield chunk
 
 
 def _clear(folder: Path, *, quiet: bool = False) -> None:

@@ -2,7 +2,8 @@
 
 ``metadata.csv`` has one row per series fetched and verified, with the columns
 of NBIA Data Retriever's ``metadata.csv`` (what tcia_utils' ``downloadSeries``
-reports too) plus the series' SHA-256 digest.  ``problems.csv`` lists every
+reports too) plus a series digest (SHA-256 over the sorted ``name md5`` lines,
+to compare two copies of a series without reading them).  ``problems.csv`` lists every
 series that is not there and why (failed, unknown, denied), and every manifest
 line that was malformed or duplicated.  Both are written under a temporary
 name and renamed, and both are streamed from the state file.
@@ -39,7 +40,7 @@ METADATA_COLUMNS = (
     ("File Size", "bytes"),
     ("File Location", "path"),
     ("Download Timestamp", "fetched_at"),
-    ("SHA-256", "sha256"),
+    ("Series Digest", "sha256"),
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
