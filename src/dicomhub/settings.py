@@ -192,6 +192,21 @@ class Settings(BaseSettings):
             )
         return SecretStr(_demo_secret(self.resolved_data_dir / "keys" / "secret_key"))
 
+    def resolved_uid_root(self) -> str:
+        """The archive's UID root; demo mode keeps a generated one under data_dir."""
+        if self.uid_root:
+            return self.uid_root
+        if not self.demo:
+            raise ConfigurationError(
+                "DICOMHUB_UID_ROOT is not set (required outside demo mode: the archive's "
+                "registered UID root, or 2.25.<UUID as integer>)"
+            )
+        path = self.resolved_data_dir / "keys" / "uid_root"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_demo_uid_root() + "\n")
+        return path.read_text().strip()
+
     # -- the two views -----------------------------------------------------
 
     def public(self) -> PublicSettings:
@@ -246,6 +261,19 @@ def _demo_secret(path: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
     return value
+
+
+def _demo_uid_root() -> str:
+    """A ``2.25`` root from a UUIDv8 whose high custom bits are zero.
+
+    RFC 9562 lets a v8 UUID's custom bits be anything; keeping the top 48 at zero
+    gives a ~24-digit integer, so the root leaves room for the 20+ digits that
+    keyed UID hashing needs under the 64-character limit.
+    """
+    import secrets
+
+    value = (0x8 << 76) | (secrets.randbits(12) << 64) | (0b10 << 62) | secrets.randbits(62)
+    return f"2.25.{value}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -275,12 +275,6 @@ def test_enums_stored_as_values(db_session: Session) -> None:
     assert item.state is QuarantineState.RELEASED
 
 
-@pytest.mark.xfail(
-    raises=IntegrityError,
-    strict=True,
-    reason="Collection.sites has no passive_deletes: the ORM nulls site.collection_id "
-    "(NOT NULL) instead of leaving the cascade to the database",
-)
 def test_orm_delete_collection_cascades(db_session: Session) -> None:
     instance = build_chain(db_session)
     db_session.commit()

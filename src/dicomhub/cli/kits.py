@@ -25,7 +25,7 @@ from dicomhub.cli.users import accounts_session, cli_errors
 from dicomhub.context import Database
 from dicomhub.core.auth import Role, verify_token
 from dicomhub.core.db import Collection, Site, SitePolicy, session_scope
-from dicomhub.errors import BadRequest, ConfigurationError, Forbidden
+from dicomhub.errors import BadRequest, Forbidden
 from dicomhub.settings import Settings, load_settings
 from dicomhub.submit.kit import Kit, build_kit, load_kit, verify_signature, write_kit
 
@@ -122,9 +122,7 @@ def create_command(
     with cli_errors():
         settings = load_settings()
         secret = settings.resolved_secret().get_secret_value()
-        root = uid_root or settings.uid_root
-        if not root:
-            raise ConfigurationError("no UID root: pass --uid-root or set DICOMHUB_UID_ROOT")
+        root = uid_root or settings.resolved_uid_root()
         _check_token(settings, token, collection, site)
         rules = _recipe_file(recipe)
         if body_part:

@@ -68,6 +68,8 @@ except ModuleNotFoundError as exc:  # pip install dicomhub, without [server]
 def main() -> None:
     """Console entry point: archive errors become one red line and exit status 1."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("alembic", "openjpeg", "httpx", "pynetdicom", "distributed"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         app()
     except ArchiveError as exc:
