@@ -38,9 +38,14 @@ def finished_in_state(dest: Path) -> set[str]:
     path = dest / STATE_DIR / STATE_FILE
     if not path.exists():
         return set()
-    with sqlite3.connect(path) as db:
+    db = sqlite3.connect(path)
+    try:
         rows = db.execute("SELECT uid FROM series WHERE status IN ('verified', 'done')")
         return {row[0] for row in rows}
+    except sqlite3.OperationalError:  # the run has not made its tables yet
+        return set()
+    finally:
+        db.close()
 
 
 @pytest.mark.slow
@@ -81,3 +86,30 @@ def test_sigkill_at_random_points_then_resume(bulk_site: Site, tmp_path: Path) -
     again = sum(n - 1 for n in requested.values())
     assert again <= kills * 2 * WORKERS
     assert not any(p.name.endswith(".part") for p in dest.rglob("*"))
+    assert not list((dest / STATE_DIR / "staging").iterdir())
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_then_resumes(bulk_site: Site, tmp_path: Path) -> None:
+    uids = bulk_site.bulk
+    manifest = manifest_for(bulk_site, uids, tmp_path / "m.tcia")
+    dest = tmp_path / "out"
+    args = (manifest, "--dest", dest, "-q", "-j", str(WORKERS))
+    with subprocess.Popen(cli_command(*args), stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 60
+        while len(finished_in_state(dest)) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in " ".join(err.split())
+    finished = finished_in_state(dest)
+    assert 50 <= len(finished) < len(uids)
+    placed = series_folders(dest)
+    assert set(placed) == finished
+    before = bulk_site.recorder.series_requested()
+    final = run_process(*args)
+    assert final.returncode == 0, final.stdout + final.stderr
+    after = bulk_site.recorder.series_requested()
+    assert all(after[uid] == before[uid] for uid in finished)
+    assert set(series_folders(dest)) == set(uids)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -220,6 +221,12 @@ class Run:
                 self.state.mark_done(row["uid"], _now())
             else:
                 self.state.reset_to_pending(row["uid"])
+        if self.staging.is_dir():  # what a stopped run left half-fetched: never verified
+            for leftover in self.staging.iterdir():
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
         after = 0
         while batch := self.state.done_paths(after, 1000):
             after = batch[-1][0]
@@ -275,7 +282,12 @@ class Run:
                     inflight[pool.submit(fetcher.fetch, job)] = job
                 if not inflight:
                     break
-                done, _ = wait(inflight, timeout=0.5, return_when=FIRST_COMPLETED)
+                try:
+                    done, _ = wait(inflight, timeout=0.5, return_when=FIRST_COMPLETED)
+                except BaseException as exc:  # Ctrl-C: stop workers, keep what they finished
+                    fatal = fatal or exc
+                    stop.set()
+                    continue
                 for future in done:
                     inflight.pop(future)
                     try:
