@@ -71,7 +71,8 @@ def test_public_blob_changed_before_verification(ingested: Sides) -> None:
             return
         store = make_store(settings.public_store_url, settings.s3)
         key = sorted(store.keys(""))[3]
-        store.put(key, store.get(key)[:-2] + b"\0\0")  # a write that came out wrong
+        data = store.get(key)
+        store.put(key, data[:-2] + bytes(b ^ 0xFF for b in data[-2:]))  # a write gone wrong
         tampered.append(key)
 
     context = ingested.promotion()

@@ -45,7 +45,9 @@ class Collection(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    sites: Mapped[list[Site]] = relationship(back_populates="collection", passive_deletes=True)
+    sites: Mapped[list[Site]] = relationship(
+        back_populates="collection", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Site(Base):
@@ -81,7 +83,9 @@ class Patient(Base):
     ethnic_group: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    studies: Mapped[list[Study]] = relationship(back_populates="patient", passive_deletes=True)
+    studies: Mapped[list[Study]] = relationship(
+        back_populates="patient", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Study(Base):
@@ -103,7 +107,9 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     patient: Mapped[Patient] = relationship(back_populates="studies")
-    series: Mapped[list[Series]] = relationship(back_populates="study", passive_deletes=True)
+    series: Mapped[list[Series]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Series(Base):
@@ -135,7 +141,9 @@ class Series(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     study: Mapped[Study] = relationship(back_populates="series")
-    instances: Mapped[list[Instance]] = relationship(back_populates="series", passive_deletes=True)
+    instances: Mapped[list[Instance]] = relationship(
+        back_populates="series", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Instance(Base):
