@@ -36,7 +36,7 @@ from dicomhub.download.auth import FixedToken, OAuthLogin, TokenSource, read_cre
 from dicomhub.download.client import RetryPolicy, Server
 from dicomhub.download.engine import Options, Run, Summary
 from dicomhub.download.layout import Layout
-from dicomhub.download.sources import choose_server, parse_source
+from dicomhub.download.sources import Source, choose_server, parse_source
 from dicomhub.download.state import DONE, FAILED, UNKNOWN
 from dicomhub.errors import ArchiveError
 
@@ -154,10 +154,7 @@ def download(
         raise typer.Exit(2)
 
 
-def _run(parsed: object, client: Server, options: Options, quiet: bool) -> Summary:
-    from dicomhub.download.sources import Source
-
-    assert isinstance(parsed, Source)
+def _run(parsed: Source, client: Server, options: Options, quiet: bool) -> Summary:
     if quiet or options.dry_run:
         run = Run(parsed, client, options)
         try:
