@@ -34,6 +34,7 @@ class ShortLivedTokens:
     issued: dict[str, float] = field(default_factory=dict)
     grants: Counter[str] = field(default_factory=Counter)
     refused: int = 0
+    enforce: float = LIFETIME
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -46,7 +47,7 @@ class ShortLivedTokens:
         token = header.removeprefix("Bearer ").strip()
         if scope["path"].endswith("getImageWithMD5Hash"):
             await asyncio.sleep(0.25)
-            if token in self.issued and time.time() - self.issued[token] > LIFETIME:
+            if token in self.issued and time.time() - self.issued[token] > self.enforce:
                 self.refused += 1
                 await send({"type": "http.response.start", "status": 401, "headers": []})
                 await send({"type": "http.response.body", "body": b"token expired"})
@@ -149,3 +150,20 @@ def test_credential_file_as_nbia_reads_it(
     assert result.exit_code == 0, result.output
     assert set(series_folders(tmp_path / "out")) == set(uids)
     assert tokens.grants["password"] == 1
+
+
+def test_token_refused_before_its_stated_expiry_is_renewed_and_retried(
+    short_tokens: tuple[Site, ShortLivedTokens], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site, tokens = short_tokens
+    tokens.enforce = 0.3  # the server expires tokens sooner than it said
+    uids = site.catalogue.all_series(BREAST, LUNG)[:8]
+    manifest = manifest_for(site, site.catalogue.all_series(LUNG)[:1], tmp_path / "m.tcia")
+    header = "".join(manifest.read_text().splitlines(keepends=True)[:6])
+    manifest.write_text(header + "".join(u + "\n" for u in uids))
+    monkeypatch.setenv("DICOMHUB_DOWNLOAD_PASSWORD", ALICE_PASSWORD)
+    dest = tmp_path / "out"
+    result = run_cli(manifest, "--dest", dest, "-q", "-j", "1", "--user", "alice")
+    assert result.exit_code == 0, result.output
+    assert tokens.refused >= 1
+    assert set(series_folders(dest)) == set(uids)
