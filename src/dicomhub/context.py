@@ -55,8 +55,26 @@ class Database:
         self.engine.dispose()
 
 
+class _JobsMixin:
+    """The side's job service, shared by both contexts."""
+
+    settings: IntakeSettings | PublicSettings
+    db: Database
+
+    @cached_property
+    def jobs(self) -> JobService:
+        """Bulk jobs of this side, on the configured executor (made on first use)."""
+        return _job_service(self.settings, self.db.url)
+
+
+def _close_jobs(context: _JobsMixin) -> None:
+    if "jobs" in context.__dict__:
+        context.jobs.close()
+        context.jobs.executor.close()
+
+
 @dataclass
-class PublicContext:
+class PublicContext(_JobsMixin):
     """The public side: released data only."""
 
     settings: PublicSettings
@@ -83,20 +101,13 @@ class PublicContext:
         self.db.require_schema("public")
         _check_store(self.store)
 
-    @cached_property
-    def jobs(self) -> JobService:
-        """Bulk jobs of this side, on the configured executor (made on first use)."""
-        return _job_service(self.settings, self.db.url)
-
     def close(self) -> None:
-        if "jobs" in self.__dict__:
-            self.jobs.close()
-            self.jobs.executor.close()
+        _close_jobs(self)
         self.db.close()
 
 
 @dataclass
-class IntakeContext:
+class IntakeContext(_JobsMixin):
     """The intake side (may hold PHI); reads accounts from the public database."""
 
     settings: IntakeSettings
@@ -121,15 +132,8 @@ class IntakeContext:
         self.accounts.require_schema("accounts (public)")
         _check_store(self.store)
 
-    @cached_property
-    def jobs(self) -> JobService:
-        """Bulk jobs of this side, on the configured executor (made on first use)."""
-        return _job_service(self.settings, self.db.url)
-
     def close(self) -> None:
-        if "jobs" in self.__dict__:
-            self.jobs.close()
-            self.jobs.executor.close()
+        _close_jobs(self)
         self.db.close()
         self.accounts.close()
 

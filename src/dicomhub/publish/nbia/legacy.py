@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from dicomhub.publish.http import ContextDep, DbDep
-from dicomhub.publish.nbia import handlers
+from dicomhub.publish.http import DbDep
+from dicomhub.publish.nbia import handlers, v4
 from dicomhub.publish.nbia.auth import NbiaVisibilityDep, require_credential
 from dicomhub.publish.nbia.params import Params, read_params
 
@@ -43,39 +43,8 @@ def _metadata(request: Request, db: DbDep, seen: NbiaVisibilityDep) -> Response:
     return handlers.legacy_series_metadata(db, seen, params.require("SeriesInstanceUID"))
 
 
-def _image(request: Request, db: DbDep, seen: NbiaVisibilityDep, ctx: ContextDep) -> Response:
-    params = _params(
-        request,
-        "SeriesInstanceUID",
-        "NewFileNames",
-        "IncludeMD5",
-        required=("SeriesInstanceUID",),
-    )
-    return handlers.series_zip(
-        db,
-        seen,
-        ctx,
-        params.require("SeriesInstanceUID"),
-        new_names=handlers.flag(params.get("NewFileNames"), "NewFileNames"),
-        licence=True,
-        include_md5=handlers.flag(params.get("IncludeMD5"), "IncludeMD5"),
-    )
-
-
-def _image_md5(request: Request, db: DbDep, seen: NbiaVisibilityDep, ctx: ContextDep) -> Response:
-    params = _params(request, "SeriesInstanceUID", required=("SeriesInstanceUID",))
-    return handlers.series_zip(
-        db,
-        seen,
-        ctx,
-        params.require("SeriesInstanceUID"),
-        new_names=False,
-        licence=False,
-        include_md5=True,
-    )
-
-
 for _router in (v1_router, v2_router):
     _router.add_api_route("/getSeriesMetaData", _metadata, methods=["GET"])
-    _router.add_api_route("/getImage", _image, methods=["GET"])
-    _router.add_api_route("/getImageWithMD5Hash", _image_md5, methods=["GET"])
+    # The same ZIPs as v4: one handler each, whichever version a client calls.
+    _router.add_api_route("/getImage", v4.get_image, methods=["GET"])
+    _router.add_api_route("/getImageWithMD5Hash", v4.get_image_with_md5, methods=["GET"])
