@@ -19,6 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from dicomhub import __version__
 from dicomhub.context import IntakeContext, PublicContext
 from dicomhub.intake import routes as intake_routes
+from dicomhub.publish import bulk as publish_bulk
 from dicomhub.publish import dicomweb as publish_dicomweb
 from dicomhub.publish import http as publish_http
 from dicomhub.publish import nbia as publish_nbia
@@ -86,6 +87,7 @@ def create_public_app(settings: PublicSettings, context: PublicContext | None = 
     app.include_router(pages.health_router)
     app.include_router(pages.public_router)
     app.include_router(publish_routes.router)
+    app.include_router(publish_bulk.router)
     app.include_router(publish_pages.router)
     for router in (*publish_nbia.routers, publish_dicomweb.router):
         app.include_router(router)
