@@ -12,6 +12,7 @@ from dicomhub.context import IntakeContext, PublicContext
 from dicomhub.core.auth import ANONYMOUS, Principal, principal_for, verify_token
 from dicomhub.core.db import User, session_scope
 from dicomhub.errors import Unauthorized
+from dicomhub.publish.nbia import auth as nbia_auth
 
 
 def get_context(request: Request) -> PublicContext | IntakeContext:
@@ -48,7 +49,9 @@ SessionDep = Annotated[Session, Depends(get_session)]
 #
 # One dependency turns a request into a Principal for every public route (the
 # pages, the JSON API, and the NBIA and DICOMweb routes): a bearer API token
-# (checked with core.auth.verify_token), else the user id in the signed session
+# (checked with core.auth.verify_token) or an NBIA OAuth access token (issued by
+# ``POST /nbia-api/oauth/token`` on the public side, so ``dicomhub download --token``
+# and scripts work alike with either), else the user id in the signed session
 # cookie (set by the login form), else the anonymous guest.  A presented but
 # bad token is a 401, never a silent fall-back to guest.
 
@@ -82,7 +85,14 @@ def get_principal(request: Request) -> Principal:
     context: PublicContext | IntakeContext = request.app.state.context
     token = bearer_token(request)
     principal = ANONYMOUS
-    if token is not None:
+    if (
+        token is not None
+        and token.startswith(nbia_auth.MARK + ".")
+        and isinstance(context, PublicContext)
+    ):
+        secret = context.settings.secret_key.get_secret_value()
+        principal = nbia_auth.principal_of(context, nbia_auth.read(secret, token, "access"))
+    elif token is not None:
         with session_scope(context.accounts.sessions) as session:
             principal = verify_token(session, token, context.settings.secret_key)
     else:
