@@ -1,12 +1,20 @@
-"""The burned-in pixel filter's header rules."""
+"""The burned-in pixel filter's header rules, and Clean Pixel Data rules that replace it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from dicomhub.submit.kit import BurnedInRules
+from dicomhub.sample import SampleManifest
+from dicomhub.submit.idmap import load_idmap
+from dicomhub.submit.kit import BurnedInRules, load_kit
+from dicomhub.submit.pipeline import Options, Pipeline, state_folder
 from dicomhub.submit.pixels import burned_in_reason
+from dicomhub.submit.state import StateDB
+from tests.submit.helpers import write_test_kit
 
 
 def ds(**attrs: object) -> Dataset:
@@ -46,3 +54,29 @@ def test_kit_lists_and_untrusted_flag() -> None:
     assert "model X1" in str(burned_in_reason(ds(ManufacturerModelName="X1"), rules))
     assert burned_in_reason(ds(Modality="US", BurnedInAnnotation="NO"), rules) is not None
     assert burned_in_reason(ds(Modality="US"), BurnedInRules(risky_modalities=())) is None
+
+
+def test_pixel_rule_cleans_instead_of_quarantining(
+    tmp_path: Path, sample: tuple[Path, SampleManifest], idmap_path: Path
+) -> None:
+    """A kit whose recipe blanks the US banner sends US images; other risky ones stay."""
+    rule = {"name": "US banner", "modality": "US", "regions": [[0, 0, 80, 8]]}
+    kit = write_test_kit(tmp_path / "kit.json", recipe={"clean_pixels": [rule]})
+    options = Options(
+        folders=[sample[0]], work=tmp_path / "work", workers=1, dry_run=True, out=tmp_path / "out"
+    )
+    summary = Pipeline(load_kit(kit), load_idmap(idmap_path), options).run()
+    assert summary.complete
+    state = StateDB(state_folder(options) / "state.sqlite3")
+    quarantined = {Path(p).name: reason for p, reason, _ in state.listing("quarantined")}
+    state.close()
+    assert "burned_in" in quarantined.values()  # the Secondary Capture dose report stays
+    outputs = [dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")]
+    us = [ds for ds in outputs if ds.Modality == "US"]
+    assert len(us) == sum(1 for f in sample[1].files if f.modality == "US") > 0
+    for ds in us:
+        assert ds.BurnedInAnnotation == "NO"
+        assert "113101" in [str(i.CodeValue) for i in ds.DeidentificationMethodCodeSequence]
+        assert (ds.pixel_array[:8] == 0).all()
+    ct = next(ds for ds in outputs if ds.Modality == "CT")
+    assert "113101" not in [str(i.CodeValue) for i in ct.DeidentificationMethodCodeSequence]

@@ -22,7 +22,13 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import AllTransferSyntaxes
 
-from dicomhub.core.deid import Deidentifier, PatientMap, Recipe, UnmappedPatientError
+from dicomhub.core.deid import (
+    Deidentifier,
+    PatientMap,
+    PixelCleanError,
+    Recipe,
+    UnmappedPatientError,
+)
 from dicomhub.core.dicom.header import UnreadableError, check_complete
 from dicomhub.submit.kit import BurnedInRules
 from dicomhub.submit.pixels import burned_in_reason
@@ -110,7 +116,9 @@ def _deidentify(worker: _Worker, file_id: int, ds: Dataset) -> WorkResult:
         return quarantine(file_id, "unknown_transfer_syntax", f"transfer syntax {syntax!r}")
     if not str(ds.get("PatientID", "") or "").strip():
         return quarantine(file_id, "no_patient_id", "the instance has no PatientID")
-    risk = burned_in_reason(ds, worker.config.rules)
+    # An image a Clean Pixel Data rule matches has its known regions blanked instead.
+    cleaned = worker.engine.pixel_rule(ds) is not None
+    risk = None if cleaned else burned_in_reason(ds, worker.config.rules)
     if risk is not None:
         return quarantine(file_id, "burned_in", risk)
     if not ds.get("SOPInstanceUID") or not ds.get("StudyInstanceUID"):
@@ -119,6 +127,8 @@ def _deidentify(worker: _Worker, file_id: int, ds: Dataset) -> WorkResult:
         result = worker.engine(ds)
     except UnmappedPatientError as exc:
         return quarantine(file_id, "unmapped_patient", exc.message)
+    except PixelCleanError as exc:
+        return quarantine(file_id, "pixel_clean_failed", exc.message[:300])
     except Exception as exc:
         return quarantine(file_id, "deid_failed", f"{type(exc).__name__}: {exc}"[:300])
     out = ds

@@ -1,7 +1,7 @@
 """De-identification engine: PS3.15 Annex E (Table E.1-1, 2024b) with options as overlays.
 
 Public API: :class:`Recipe`, :class:`Deidentifier`, :func:`deidentify`,
-:class:`DeidResult`, :class:`UnmappedPatientError`.
+:class:`DeidResult`, :class:`UnmappedPatientError`, :class:`PixelRule` (Clean Pixel Data).
 """
 
 from dicomhub.core.deid.engine import (
@@ -12,6 +12,7 @@ from dicomhub.core.deid.engine import (
     UnmappedPatientError,
     deidentify,
 )
+from dicomhub.core.deid.pixels import PixelCleanError, PixelRule
 from dicomhub.core.deid.provenance import PRIVATE_CREATOR, read_provenance
 from dicomhub.core.deid.recipe import Option, Recipe
 from dicomhub.core.deid.uids import UidHasher
@@ -23,6 +24,8 @@ __all__ = [
     "Deidentifier",
     "Option",
     "PatientMap",
+    "PixelCleanError",
+    "PixelRule",
     "Recipe",
     "UidHasher",
     "UnmappedPatientError",

@@ -26,6 +26,7 @@ from pydicom.valuerep import PersonName
 
 from dicomhub.core.deid import table as t
 from dicomhub.core.deid.dates import BadDate, shift_values
+from dicomhub.core.deid.pixels import PixelRule, clean_pixels, matching_rule
 from dicomhub.core.deid.provenance import Provenance
 from dicomhub.core.deid.recipe import Recipe
 from dicomhub.core.deid.text import TextCleaner, dummy_for
@@ -89,6 +90,8 @@ class DeidResult:
     uid_map: dict[str, str] = field(default_factory=dict)
     patient: tuple[str, str] | None = None
     issues: list[DeidIssue] = field(default_factory=list)
+    #: The Clean Pixel Data rule that blanked this instance's pixels, if one did.
+    pixel_rule: str | None = None
 
 
 class Deidentifier:
@@ -112,6 +115,11 @@ class Deidentifier:
         self.recipe_hash = recipe.recipe_hash()
         self._cleaners: dict[tuple[str, ...], TextCleaner] = {}
         self.provenance = Provenance(recipe, self.recipe_hash)
+        self.provenance_pixels = Provenance(recipe, self.recipe_hash, pixels_cleaned=True)
+
+    def pixel_rule(self, ds: Dataset) -> PixelRule | None:
+        """The recipe's Clean Pixel Data rule for ``ds`` (before it is changed), or None."""
+        return matching_rule(ds, self.recipe.clean_pixels)
 
     def cleaner(self, identifiers: tuple[str, ...]) -> TextCleaner:
         """The text cleaner for one patient's identifiers (cached: a series shares them)."""
@@ -123,11 +131,19 @@ class Deidentifier:
         return cleaner
 
     def __call__(self, ds: Dataset) -> DeidResult:
-        """De-identify ``ds`` in place; raise :class:`UnmappedPatientError` before any change."""
+        """De-identify ``ds`` in place; raise :class:`UnmappedPatientError` before any change.
+
+        A :class:`PixelCleanError` (pixels a rule matched that cannot be decoded) is raised
+        before the header is changed too.
+        """
         run = _Run(self, ds)
+        rule = self.pixel_rule(ds)
+        if rule is not None:
+            clean_pixels(ds, rule)
+            run.result.pixel_rule = rule.label()
         run.walk(ds, "", top=True)
         run.file_meta(ds)
-        self.provenance.stamp(ds)
+        (self.provenance if rule is None else self.provenance_pixels).stamp(ds)
         return run.result
 
 

@@ -15,6 +15,7 @@ from pydicom.tag import BaseTag
 
 from dicomhub import __version__
 from dicomhub.core.deid import _annex_e
+from dicomhub.core.deid.pixels import CLEAN_PIXEL_CODE
 from dicomhub.core.deid.recipe import BASIC_PROFILE_CODE, Recipe
 
 PRIVATE_CREATOR = "DICOMHUB 1.0"
@@ -26,9 +27,14 @@ ELEM_ENGINE = 0x03
 ELEM_ANNEX_E_EDITION = 0x04
 
 
-def method_codes(recipe: Recipe) -> list[tuple[str, str]]:
-    """CID 7050 (code value, meaning) pairs for the Basic Profile and each option used."""
-    return [BASIC_PROFILE_CODE, *((opt.code, opt.meaning) for opt in recipe.options())]
+def method_codes(recipe: Recipe, *, pixels_cleaned: bool = False) -> list[tuple[str, str]]:
+    """CID 7050 (code value, meaning) pairs for the Basic Profile and each option used.
+
+    Clean Pixel Data has no column in Table E.1-1 and is claimed per instance, only where
+    a rule actually blanked the pixels.
+    """
+    pixel = [CLEAN_PIXEL_CODE] if pixels_cleaned else []
+    return [BASIC_PROFILE_CODE, *pixel, *((opt.code, opt.meaning) for opt in recipe.options())]
 
 
 def temporal_status(recipe: Recipe) -> str:
@@ -62,8 +68,8 @@ class Provenance:
     the rest of the de-identification of a typical header.
     """
 
-    def __init__(self, recipe: Recipe, recipe_hash: str) -> None:
-        codes = method_codes(recipe)
+    def __init__(self, recipe: Recipe, recipe_hash: str, *, pixels_cleaned: bool = False) -> None:
+        codes = method_codes(recipe, pixels_cleaned=pixels_cleaned)
         method = [f"dicomhub {__version__} PS3.15 E.1-1 {_annex_e.EDITION}"]
         method.extend(meaning for _, meaning in codes)
         self.public: list[tuple[int, str, bytes]] = [
@@ -71,6 +77,8 @@ class Provenance:
             (0x00120063, "LO", _encode(method)),
             (0x00280303, "CS", _encode(temporal_status(recipe))),
         ]
+        if pixels_cleaned:
+            self.public.append((0x00280301, "CS", _encode("NO")))
         if recipe.body_part_examined:
             self.public.append((0x00180015, "CS", _encode(recipe.body_part_examined)))
         self.codes = [

@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from dicomhub.core.deid.pixels import PixelRule
+
 UID_ROOT_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 #: A hashed UID keeps at least this many digest digits (about 66 bits).
 MIN_UID_DIGITS = 20
@@ -120,6 +122,10 @@ class Recipe(BaseModel):
     #: Which private attributes Retain Safe Private keeps: the Table E.3.10-1 rows only, or
     #: every row of TCIA's private tag knowledge base (with its keep/hash/shift dispositions).
     safe_private_source: Literal["e3101", "tcia_kb"] = "e3101"
+
+    #: Clean Pixel Data: rectangles blanked in images a rule matches (first match wins);
+    #: an image no rule matches keeps its pixels and goes through the burned-in filter.
+    clean_pixels: tuple[PixelRule, ...] = ()
 
     keep: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
