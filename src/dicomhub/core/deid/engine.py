@@ -44,7 +44,9 @@ IDENTIFYING_KEYWORDS = (
     "PatientMotherBirthName", "AccessionNumber", "ReferringPhysicianName",
     "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "OperatorsName",
     "RequestingPhysician", "PatientAddress", "PatientTelephoneNumbers", "MedicalRecordLocator",
-    "StudyID", "IssuerOfPatientID",
+    "StudyID", "IssuerOfPatientID", "PatientBirthDate", "InstitutionName", "InstitutionAddress",
+    "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber", "RequestedProcedureID",
+    "ScheduledProcedureStepID", "PerformedProcedureStepID", "AdmissionID",
 )  # fmt: skip
 IDENTIFYING_TAGS = tuple(BaseTag(keyword_dict[k]) for k in IDENTIFYING_KEYWORDS)
 FILE_META_REMOVE = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)

@@ -28,7 +28,18 @@ DATE_PATTERNS = re.compile(
     r")\b",
     re.IGNORECASE,
 )
-LONG_DIGITS = re.compile(r"\d{5,}")
+#: Record numbers: a run of five or more digits with any letters or separators glued to it
+#: ("MRN12345", "ACC-0012345", "12345678X"), and telephone numbers.
+ID_PATTERNS = re.compile(
+    r"[A-Za-z#:/-]*\d{5,}[A-Za-z0-9#/-]*"
+    r"|\(?\b\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b"
+    r"|\b(?:MRN|Acc(?:ession)?|Pat(?:ient)?\s*ID|Subj(?:ect)?\s*ID)\s*(?:#|No\.?|:)?\s*"
+    r"[A-Za-z]*\d[\w-]*",
+    re.IGNORECASE,
+)
+#: What removal leaves behind: brackets with nothing in them, separators at the ends.
+_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]|\{\s*\}|<\s*>")
+_EDGE_SEPARATORS = re.compile(r"^[\s,;:/#-]+|[\s,;:/#-]+$")
 
 #: D (dummy) values by VR; UI is hashed and SQ becomes one empty item elsewhere.
 DUMMIES: dict[str, object] = {
@@ -75,7 +86,12 @@ def dummy_for(vr: str) -> object:
 
 
 class TextCleaner:
-    """Removes dates, known identifiers and long digit runs from free text."""
+    """Removes dates, known identifiers and record or phone numbers from free text.
+
+    It cleans rather than blanks: "CT CHEST W/O CONTRAST" carries nothing identifying and
+    stays, "CT CHEST 2020-01-15 (Doe)" becomes "CT CHEST". ``identifiers`` are values read
+    from the instance's own header (names, IDs, the institution) before it is changed.
+    """
 
     __slots__ = ("_known",)
 
@@ -95,5 +111,7 @@ class TextCleaner:
         out = DATE_PATTERNS.sub("", text)
         if self._known is not None:
             out = self._known.sub("", out)
-        out = LONG_DIGITS.sub("", out)
-        return re.sub(r"[ \t]{2,}", " ", out).strip()
+        out = ID_PATTERNS.sub("", out)
+        out = _EMPTY_BRACKETS.sub("", out)
+        out = re.sub(r"[ \t]{2,}", " ", out)
+        return _EDGE_SEPARATORS.sub("", out)

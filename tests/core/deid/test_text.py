@@ -1,0 +1,61 @@
+"""Clean Descriptors cleans, never blanks: clinical wording stays, identifying parts go."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.dataset import Dataset
+
+from dicomhub.core.deid import deidentify
+from dicomhub.core.deid.text import TextCleaner
+from tests.core.deid.helpers import ct, recipe, roundtrip
+
+KNOWN = ("Doe^John", "MRN12345", "General Hospital", "SMH", "CT4321")
+
+
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("CT CHEST W/O CONTRAST", "CT CHEST W/O CONTRAST"),
+        ("Topogram 0.6 T20s", "Topogram 0.6 T20s"),
+        ("3D T1 1.0mm 256x256", "3D T1 1.0mm 256x256"),
+        ("PET-CT WHOLE BODY FDG", "PET-CT WHOLE BODY FDG"),
+        ("CT chest for John Doe 2020-01-15", "CT chest for"),
+        ("AXIAL 5mm 15/01/2020 MRN12345", "AXIAL 5mm"),
+        ("CT CHEST ABDOMEN PELVIS W CONTRAST (SMH)", "CT CHEST ABDOMEN PELVIS W CONTRAST"),
+        ("Call Doe at (555) 123-4567 before contrast", "Call at before contrast"),
+        ("Acc# A1234567 chest", "chest"),
+        ("Study CT4321 - General Hospital", "Study"),
+        ("Liver 12/03/19", "Liver"),
+        ("March 3, 2021 follow-up", "follow-up"),
+        ("MRN: X998877 knee", "knee"),
+        ("20200115", ""),
+    ],
+)
+def test_cleaner_keeps_clinical_wording(text: str, cleaned: str) -> None:
+    assert TextCleaner(KNOWN)(text) == cleaned
+
+
+def run(ds: Dataset, **kw: object) -> Dataset:
+    ds = roundtrip(ds)
+    deidentify(ds, recipe(**kw))
+    return roundtrip(ds)
+
+
+def test_descriptors_cleaned_of_the_headers_own_identifiers() -> None:
+    out = run(
+        ct(
+            SeriesDescription="CT CHEST W/O CONTRAST",
+            StudyDescription="CHEST General Hospital CT01",
+            ImageComments="seen by Dr Smith, Doe John",
+            InstitutionName="General Hospital",
+            StationName="CT01",
+            ReferringPhysicianName="Smith^Anna",
+        ),
+        clean_descriptors=True,
+        retain_device_identity=True,
+        retain_institution_identity=True,
+    )
+    assert out.SeriesDescription == "CT CHEST W/O CONTRAST"
+    assert out.StudyDescription == "CHEST"
+    assert out.ImageComments == "seen by Dr"
+    assert out.InstitutionName == "General Hospital"  # the option keeps the attribute itself
