@@ -10,6 +10,7 @@ from typer.testing import CliRunner, Result
 
 from dicomhub.cli import kits, submit
 from dicomhub.sample import SampleManifest
+from dicomhub.submit.kit import load_kit
 from tests.submit.intake_server import Intake
 
 root = typer.Typer()
@@ -81,3 +82,32 @@ def submitter_token_other(intake: Intake) -> str:
             secret_key=intake.context.settings.secret_key, actor="admin", origin="test",
         )  # fmt: skip
     return token
+
+
+def test_kit_sponsor_filter_and_pixel_rules(intake: Intake, tmp_path: Path) -> None:
+    token = submitter_token_other(intake)
+    rules = tmp_path / "filter.toml"
+    rules.write_text('[filter]\nmanufacturers = ["Acme Imaging"]\nrisky_modalities = ["US"]\n')
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        "[recipe]\nclean_descriptors = true\n"
+        '[[recipe.clean_pixels]]\nmodality = "US"\nregions = [[0, 0, 640, 40]]\n'
+    )
+    out = tmp_path / "k.json"
+    made = run("kits", "create", "--collection", "LUNG1", "--site", "S1", "--token", token,
+               "--intake-url", intake.url, "--out", str(out), "--sponsor", "Example Network",
+               "--filter", str(rules), "--recipe", str(recipe))  # fmt: skip
+    assert made.exit_code == 0, made.output
+    kit = load_kit(out)
+    assert kit.body.sponsor == "Example Network"
+    assert kit.body.burned_in.manufacturers == ("Acme Imaging",)
+    assert kit.body.burned_in.risky_modalities == ("US",)
+    assert kit.recipe().clean_pixels[0].regions == ((0, 0, 640, 40),)
+    rules.write_text("[filter]\nrisky_modalities = 3\n")
+    bad = run("kits", "create", "--collection", "LUNG1", "--site", "S1", "--token", token,
+              "--intake-url", intake.url, "--out", str(tmp_path / "k2.json"),
+              "--filter", str(rules))  # fmt: skip
+    assert bad.exit_code == 1
+    assert "the filter" in bad.stderr
+    assert "risky_modalities" in bad.stderr
+    assert not (tmp_path / "k2.json").exists()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +131,38 @@ def test_kit_sponsor_reaches_the_worker_and_old_kits_still_load(tmp_path: Path) 
     old["sha256"] = hashlib.sha256(canonical(old["kit"])).hexdigest()
     (tmp_path / "c.json").write_text(json.dumps(old))
     assert load_kit(tmp_path / "c.json").body.sponsor is None
+
+
+def _resealed(kit_path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Edit the kit body and recompute its checksum, as a careful tamperer would."""
+    doc = json.loads(kit_path.read_text())
+    change(doc["kit"])
+    doc["sha256"] = hashlib.sha256(canonical(doc["kit"])).hexdigest()
+    kit_path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda k: k.update(extra="x"), "is invalid: extra"),
+        (lambda k: k.pop("credential"), "is invalid: credential"),
+        (lambda k: k.update(expires_at="someday"), "is invalid: expires_at"),
+        (lambda k: k.update(expires_at="2001-01-01T00:00:00Z"), "expired on 2001-01-01"),
+        (lambda k: k["recipe"].update(uid_root="1.02"), "recipe is invalid: uid_root"),
+        (lambda k: k["recipe"].update(clean_pixels=[{"regions": []}]), "recipe is invalid"),
+        (lambda k: k["burned_in"].update(unknown=1), "is invalid: burned_in"),
+        (lambda k: k.update(intake_url="http://x"), "is invalid: intake_url"),
+    ],
+)
+def test_resealed_kit_is_refused_with_the_reason(
+    kit_path: Path, change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    _resealed(kit_path, change)
+    with pytest.raises(KitError, match=message):
+        load_kit(kit_path)
+
+
+def test_resealed_kit_loads_but_fails_the_signature(kit_path: Path) -> None:
+    _resealed(kit_path, lambda k: k.update(sponsor="Someone Else"))
+    assert not verify_signature(load_kit(kit_path), SECRET)
+    assert not verify_signature(load_kit(write_test_kit(kit_path.with_name("b.json"))), "other")

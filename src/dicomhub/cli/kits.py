@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from dicomhub.core.auth import Role, verify_token
 from dicomhub.core.db import Collection, Site, SitePolicy, session_scope
 from dicomhub.errors import BadRequest, Forbidden
 from dicomhub.settings import Settings, load_settings
-from dicomhub.submit.kit import Kit, build_kit, load_kit, verify_signature, write_kit
+from dicomhub.submit.kit import BurnedInRules, Kit, build_kit, load_kit, verify_signature, write_kit
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -85,6 +86,25 @@ def _recipe_file(path: Path | None) -> dict[str, Any]:
     return dict(data.get("recipe", data))
 
 
+def _filter_file(path: Path | None) -> BurnedInRules | None:
+    """The burned-in filter's rules from TOML or JSON (a ``[filter]`` table or the top level)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise BadRequest(f"cannot read the filter {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest(f"the filter {path} must be a table of rules")
+    try:
+        return BurnedInRules.model_validate(data.get("filter", data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise BadRequest(f"the filter {path} is invalid: {where}: {err['msg']}") from exc
+
+
 def _default_ca(settings: Settings) -> Path | None:
     cert = settings.intake_tls_cert or settings.resolved_data_dir / "keys" / "intake-cert.pem"
     return cert if cert.exists() else None
@@ -117,6 +137,16 @@ def create_command(
     expires_days: Annotated[
         int | None, typer.Option("--expires-days", min=1, help="Kit lifetime in days.")
     ] = None,
+    sponsor: Annotated[
+        str | None,
+        typer.Option("--sponsor", help="ClinicalTrialSponsorName (default: the collection)."),
+    ] = None,
+    filter_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--filter", help="Burned-in filter rules (TOML or JSON: modalities, makers, models)."
+        ),
+    ] = None,
 ) -> None:
     """Make a signed kit for one collection and site and register it with intake."""
     with cli_errors():
@@ -125,6 +155,7 @@ def create_command(
         root = uid_root or settings.resolved_uid_root()
         _check_token(settings, token, collection, site)
         rules = _recipe_file(recipe)
+        burned_in = _filter_file(filter_file)
         if body_part:
             rules["body_part_examined"] = body_part
         ca_path = ca_bundle or _default_ca(settings)
@@ -140,6 +171,8 @@ def create_command(
             expires_at=(datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None),
             recipe=rules,
             intake_ae_title=settings.dimse_ae_title,
+            sponsor=sponsor,
+            burned_in=burned_in,
         )
         target = out or Path(f"kit-{collection}-{site}.json")
         if target.exists():
