@@ -44,6 +44,7 @@ def _mount_server_groups() -> None:
     app.add_typer(sample.app, name="sample", help="Synthetic sample data (no real patient data).")
     app.add_typer(submit.app, name="submit", help="De-identify with a kit, send and verify (site).")
     app.add_typer(kits.app, name="kits", help="Submission kits for sites.")
+    app.add_typer(kits.app, name="kit", hidden=True)  # the singular the kit docs use
     app.add_typer(intake_cli.app, name="intake", help="Intake status, DIMSE peers, site policies.")
     app.add_typer(quarantine_cli.app, name="quarantine", help="What intake refused, and why.")
     app.command("demo")(demo.demo)
