@@ -9,8 +9,17 @@ from fastapi import APIRouter
 
 from dicomhub.publish.nbia.auth import oauth_router
 from dicomhub.publish.nbia.legacy import v1_router, v2_router
+from dicomhub.publish.nbia.retriever import cli_v1_router, cli_v2_router, servlet_router
 from dicomhub.publish.nbia.v4 import router as v4_router
 
-routers: tuple[APIRouter, ...] = (v4_router, v1_router, v2_router, oauth_router)
+routers: tuple[APIRouter, ...] = (
+    v4_router,
+    v1_router,
+    v2_router,
+    cli_v1_router,
+    cli_v2_router,
+    servlet_router,
+    oauth_router,
+)
 
 __all__ = ["routers"]
