@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,20 +44,21 @@ def test_full_disk_for_the_state_database_then_resume(
     small_disk: Path, tmp_path: Path, sample: tuple[Path, SampleManifest], kit_path: Path,
     idmap_path: Path,
 ) -> None:  # fmt: skip
+    out = tmp_path / "out"
     options = Options(folders=[sample[0]], work=small_disk / "work", workers=2, dry_run=True,
-                      out=tmp_path / "out")  # fmt: skip
+                      out=out)  # fmt: skip
     kit, idmap = load_kit(kit_path), load_idmap(idmap_path)
     with pytest.raises(StateError, match=r"is full; free space and run the same command again"):
         Pipeline(kit, idmap, options).run()
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     summary = Pipeline(kit, idmap, options).run()
     assert summary.complete
-    outputs = list(options.out.rglob("*.dcm"))
+    outputs = list(out.rglob("*.dcm"))
     assert len(outputs) == summary.stages["deidentified"]
     assert len({dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in outputs}) == len(
         outputs
     )
-    assert not list(options.out.rglob(".*.tmp"))
+    assert not list(out.rglob(".*.tmp"))
 
 
 def stage_counts(db: Path) -> dict[str, int]:
@@ -103,4 +105,44 @@ def test_killed_dry_run_resumes_complete_without_duplicates(tmp_path: Path, kit_
     assert len(set(sop_uids)) == len(sop_uids)
     risky = sum(f.modality in ("US", "OT") for f in manifest.files)
     assert after["deidentified"] == len(manifest.files) - risky
+    assert not list(out.rglob(".*.tmp"))
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_state_database_at_the_file_size_limit_then_resume(
+    tmp_path: Path, sample: tuple[Path, SampleManifest], kit_path: Path, idmap_path: Path
+) -> None:
+    """No room for the state database, without root: a file size limit (ulimit -f).
+
+    The de-identified files are far below the limit; the state database (and its WAL)
+    reach it. The run stops with one clear line and the same command, with room again,
+    finishes the job without a duplicate or a lost file.
+    """
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = cli(str(sample[0]), "--kit", str(kit_path), "--idmap", str(idmap_path), "--work",
+               str(work), "--dry-run", "--out", str(out), "--workers", "1")  # fmt: skip
+    full = subprocess.run(args, capture_output=True, text=True, check=False,
+                          preexec_fn=_file_size_limit(112 * 1024))  # fmt: skip
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert "reached the file size limit" in full.stderr
+    assert "run the same command again" in full.stderr
+    assert "Traceback" not in full.stderr
+    db = state_folder(Options(folders=[], work=work, dry_run=True, out=out)) / "state.sqlite3"
+    written_before = {p: p.read_bytes() for p in out.rglob("*.dcm")}
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = stage_counts(db)
+    assert "seen" not in after
+    outputs = list(out.rglob("*.dcm"))
+    assert len(outputs) == after["deidentified"] > 0
+    assert all(path.read_bytes() == data for path, data in written_before.items())
+    sop_uids = [dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in outputs]
+    assert len(set(sop_uids)) == len(sop_uids)
     assert not list(out.rglob(".*.tmp"))

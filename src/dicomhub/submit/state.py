@@ -16,6 +16,8 @@ The database holds PHI (source paths, the old→new maps) and never leaves the s
 
 from __future__ import annotations
 
+import errno
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -53,6 +55,22 @@ CREATE INDEX IF NOT EXISTS files_sop ON files (sop_uid);
 CREATE TABLE IF NOT EXISTS uid_map (old TEXT PRIMARY KEY, new TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS patient_map (old TEXT PRIMARY KEY, new TEXT NOT NULL);
 """
+
+
+#: Errors that mean "no room left": no space, quota exceeded.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+#: A write that fails this close to a limit is taken as the limit reached.
+GROWTH_MARGIN = 1 << 20
+
+
+def _file_size_limit() -> int | None:
+    """The process's file size limit (RLIMIT_FSIZE) in bytes, or None when unlimited."""
+    try:
+        import resource
+    except ImportError:  # not on Unix: no such limit
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 class StateError(StorageError):
@@ -118,12 +136,40 @@ class StateDB:
 
     def _error(self, exc: Exception) -> StateError:
         text = str(exc)
-        if "full" in text or getattr(exc, "errno", None) == 28:
+        cause = self._no_room(exc)
+        if cause is not None:
             return StateError(
-                f"the disk holding the state database {self.path} is full; free space and "
-                "run the same command again (nothing is lost: the run resumes where it stopped)"
+                f"{cause} and run the same command again (nothing is lost: the run resumes "
+                "where it stopped)"
             )
         return StateError(f"the state database {self.path} cannot be used: {text}")
+
+    def _no_room(self, exc: Exception) -> str | None:
+        """Why the database could not grow, if that is what ``exc`` means.
+
+        SQLite says SQLITE_FULL for a full disk, but a write refused for another lack of
+        room (a file size limit, EFBIG; a quota) comes back as a generic write I/O error,
+        so that case is told apart by looking at the limit and the free space.
+        """
+        name = str(getattr(exc, "sqlite_errorname", ""))
+        number = getattr(exc, "errno", None)
+        if name == "SQLITE_FULL" or "full" in str(exc) or number in NO_SPACE:
+            return f"the disk holding the state database {self.path} is full; free space"
+        if not (name.startswith("SQLITE_IOERR") or number == errno.EFBIG):
+            return None
+        limit = _file_size_limit()
+        if limit is not None:
+            files = (self.path, self.path.with_name(self.path.name + "-wal"))
+            largest = max((f.stat().st_size for f in files if f.exists()), default=0)
+            if largest + GROWTH_MARGIN >= limit:
+                return (
+                    f"the state database {self.path} reached the file size limit of this "
+                    f"process ({limit} bytes, ulimit -f); raise the limit"
+                )
+        with suppress(OSError):
+            if shutil.disk_usage(self.path.parent).free < GROWTH_MARGIN:
+                return f"the disk holding the state database {self.path} is full; free space"
+        return None
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
