@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from dicomhub.context import PublicContext
 from dicomhub.errors import BadRequest, NotFound, PayloadTooLarge
 from dicomhub.publish.access import Visibility
-from dicomhub.publish.nbia import archive
+from dicomhub.publish.nbia import archive, ranges
 from dicomhub.publish.nbia.catalog import METADATA_COLUMNS, metadata_row, series_by_uids
 from dicomhub.publish.nbia.formats import CSV_DOWNLOAD, render
 from dicomhub.publish.nbia.instances import instances_of, one_instance, one_series
@@ -79,23 +79,43 @@ def series_zip(
 
 
 def single_image(
-    db: Session, seen: Visibility, ctx: PublicContext, series_uid: str, sop_uid: str
-) -> StreamingResponse:
-    """One instance's file, as stored, with its length; 404 if unknown or hidden."""
+    db: Session,
+    seen: Visibility,
+    ctx: PublicContext,
+    series_uid: str,
+    sop_uid: str,
+    *,
+    range_header: str | None = None,
+    if_range: str | None = None,
+) -> Response:
+    """One instance's file, as stored, with its length; one byte range if asked (206, 416).
+
+    404 if the instance is unknown or hidden.
+    """
     instance = one_instance(db, seen, series_uid, sop_uid)
     if instance is None:
         raise NotFound(f"no instance {sop_uid} in series {series_uid}")
     if not ctx.store.exists(instance.blob_key):
         raise NotFound(f"the file of instance {sop_uid} is missing")
-    body = archive.verified_blob(ctx.store, instance.blob_key, instance.size, instance.sha256)
-    return StreamingResponse(
-        body,
-        media_type="application/dicom",
-        headers={
-            "Content-Length": str(instance.size),
-            "Content-Disposition": f"attachment; filename={sop_uid}.dcm",
-        },
-    )
+    tag = ranges.etag(instance.sha256)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": tag,
+        "Content-Disposition": f"attachment; filename={sop_uid}.dcm",
+    }
+    try:
+        wanted = ranges.requested(range_header, instance.size, if_range, tag)
+    except ranges.Unsatisfiable:
+        headers["Content-Range"] = f"bytes */{instance.size}"
+        return Response(status_code=416, headers=headers)
+    if wanted is None:
+        body = archive.verified_blob(ctx.store, instance.blob_key, instance.size, instance.sha256)
+        headers["Content-Length"] = str(instance.size)
+        return StreamingResponse(body, media_type="application/dicom", headers=headers)
+    part = ranges.sliced_blob(ctx.store, instance.blob_key, instance.size, instance.sha256, wanted)
+    headers["Content-Length"] = str(wanted.length)
+    headers["Content-Range"] = wanted.content_range
+    return StreamingResponse(part, status_code=206, media_type="application/dicom", headers=headers)
 
 
 async def posted_form(request: Request) -> list[tuple[str, str]]:

@@ -317,7 +317,7 @@ def get_image_with_md5(
 def get_single_image(
     request: Request, db: DbDep, seen: NbiaVisibilityDep, ctx: ContextDep
 ) -> Response:
-    """One instance's DICOM file."""
+    """One instance's DICOM file (a single byte range when asked, to resume)."""
     params = _params(
         request,
         "SeriesInstanceUID",
@@ -325,7 +325,13 @@ def get_single_image(
         required=("SeriesInstanceUID", "SOPInstanceUID"),
     )
     return handlers.single_image(
-        db, seen, ctx, params.require("SeriesInstanceUID"), params.require("SOPInstanceUID")
+        db,
+        seen,
+        ctx,
+        params.require("SeriesInstanceUID"),
+        params.require("SOPInstanceUID"),
+        range_header=request.headers.get("range"),
+        if_range=request.headers.get("if-range"),
     )
 
 

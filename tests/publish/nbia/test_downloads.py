@@ -1,4 +1,6 @@
-"""The NBIA Data Retriever's calls, shaped as its Java GUI and Linux CLI send them.
+"""Download paths beyond tcia_utils: the NBIA Data Retriever's calls, and resumable images.
+
+The Data Retriever's calls are shaped as its Java GUI and Linux CLI send them.
 
 The GUI posts URL-encoded forms (Apache HttpClient's ``UrlEncodedFormEntity``)
 to ``/nbia-download/servlet/…`` and reads a TAR with commons-compress, checking
@@ -15,11 +17,12 @@ import io
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.fixtures.public_data import BREAST, CT_IMAGE, LUNG
+from tests.fixtures.public_data import BREAST, CT_IMAGE, LUNG, make_uid
 from tests.publish.conftest import PASSWORDS, PublicSite
 from tests.publish.nbia.site import hidden_blob
 
@@ -255,3 +258,97 @@ def test_cli_dcm_image(http: httpx.Client, api_site: PublicSite) -> None:
         == 400
     )
     assert http.get(f"{V1}/getDCMImage").status_code == 400
+
+
+def test_simple_search_manifest_drives_the_retriever(
+    http: httpx.Client, api_site: PublicSite
+) -> None:
+    """The manifest lists the series of the page of patients asked for; its
+    ``downloadServerUrl`` leads both retrievers to the routes above."""
+    form = {"criteriaType0": "CollectionCriteria", "value0": LUNG, "start": "1", "size": "2"}
+    answer = http.post("/nbia-api/services/v4/getManifestForSimpleSearch", data=form)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/x-nbia-manifest-file")
+    lines = answer.text.splitlines()
+    header = dict(line.split("=", 1) for line in lines[:6])
+    uids = [line for line in lines[6:] if line]
+    page = http.post("/nbia-api/services/v4/getSimpleSearch", data=form).json()["resultSet"]
+    assert len(page) == 2
+    expected = [
+        uid
+        for patient in page
+        for study in patient["studyIdentifiers"]
+        for uid in study["seriesIdentifiers"]
+    ]
+    assert uids == expected
+    assert set(uids) < set(api_site.catalogue.series[LUNG])
+    assert header["databasketId"].startswith("manifest-")
+
+    server = header["downloadServerUrl"]
+    assert server.endswith("nbia-download/servlet/DownloadServlet")
+    lines_v4 = _series_info(http, uids)  # the GUI appends V4 to the servlet URL
+    assert len(lines_v4.text.splitlines()) == len(uids)
+    # the configured public base URL names the host; the paths are the clients' own
+    public_api = urlsplit(server).path.replace(
+        "nbia-download/servlet/DownloadServlet", "nbia-api/services/v1/"
+    )
+    denied = http.get(f"{public_api}getDeniedSeries?userName=x&format=csv&seriesList={uids[0]}")
+    assert denied.status_code == 204
+    nothing = http.post(
+        "/nbia-api/services/v4/getManifestForSimpleSearch",
+        data={"criteriaType0": "CollectionCriteria", "value0": BREAST},
+    )
+    assert [line for line in nothing.text.splitlines()[6:] if line] == []
+
+
+# -- getSingleImage with byte ranges: a download resumed where it stopped, checked whole
+
+
+def _single(http: httpx.Client, series: str, headers: dict[str, str]) -> httpx.Response:
+    params = {"SeriesInstanceUID": series, "SOPInstanceUID": make_uid(series, 1)}
+    return http.get("/nbia-api/services/v4/getSingleImage", params=params, headers=headers)
+
+
+def test_ranges_resume_and_refuse(http: httpx.Client, api_site: PublicSite) -> None:
+    series = api_site.catalogue.series[LUNG][0]
+    whole = _single(http, series, {})
+    assert whole.status_code == 200
+    assert whole.headers["accept-ranges"] == "bytes"
+    data = whole.content
+    size = len(data)
+    tag = whole.headers["etag"]
+
+    # a download manager resumes after the first half
+    half = size // 2
+    rest = _single(http, series, {"Range": f"bytes={half}-", "If-Range": tag})
+    assert rest.status_code == 206
+    assert rest.headers["content-range"] == f"bytes {half}-{size - 1}/{size}"
+    assert int(rest.headers["content-length"]) == size - half
+    assert data[:half] + rest.content == data
+
+    assert _single(http, series, {"Range": "bytes=0-9"}).content == data[:10]
+    assert _single(http, series, {"Range": "bytes=-16"}).content == data[-16:]
+    assert _single(http, series, {"Range": f"bytes=5-{size * 10}"}).content == data[5:]
+
+    past = _single(http, series, {"Range": f"bytes={size}-"})
+    assert past.status_code == 416
+    assert past.headers["content-range"] == f"bytes */{size}"
+    assert _single(http, series, {"Range": "bytes=-0"}).status_code == 416
+    # several ranges, other units, nonsense and a stale If-Range: the whole file
+    for header in ("bytes=0-1,5-6", "items=0-3", "bytes=abc", "bytes=9-2", "bytes=-"):
+        answer = _single(http, series, {"Range": header})
+        assert answer.status_code == 200, header
+        assert answer.content == data
+    stale = _single(http, series, {"Range": "bytes=0-9", "If-Range": '"0000"'})
+    assert stale.status_code == 200
+    assert stale.content == data
+
+
+def test_a_damaged_file_never_completes_a_range(http: httpx.Client, api_site: PublicSite) -> None:
+    series = api_site.catalogue.series[LUNG][2]
+    size = len(_single(http, series, {}).content)
+    with hidden_blob(api_site, _first_blob(api_site, series), replacement=b"\0" * size):
+        with pytest.raises(httpx.HTTPError):
+            _single(http, series, {"Range": "bytes=0-9"}).read()
+        with pytest.raises(httpx.HTTPError):
+            _single(http, series, {}).read()
