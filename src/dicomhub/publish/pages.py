@@ -19,7 +19,7 @@ from dicomhub.errors import BadRequest, Unauthorized
 from dicomhub.publish import basket as baskets
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.collections import collection_detail, list_collections
-from dicomhub.publish.facets import facet_counts
+from dicomhub.publish.facets import faceted_search
 from dicomhub.publish.filters import Page, ParsedQuery, parse_query
 from dicomhub.publish.http import (
     DbDep,
@@ -30,7 +30,6 @@ from dicomhub.publish.http import (
     log_out,
     require_same_origin,
 )
-from dicomhub.publish.query import search_series
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -67,7 +66,7 @@ def _render(
 
 
 def _search_values(db: Session, seen: Visibility, parsed: ParsedQuery) -> dict[str, Any]:
-    result = search_series(db, seen, parsed.filter, parsed.page)
+    result, facets = faceted_search(db, seen, parsed.filter, parsed.page)
     params = parsed.filter.to_params()
     page = parsed.page
 
@@ -79,7 +78,7 @@ def _search_values(db: Session, seen: Visibility, parsed: ParsedQuery) -> dict[s
         "params": params,
         "query": urlencode(params),
         "result": result,
-        "facets": facet_counts(db, seen, parsed.filter),
+        "facets": facets,
         "prev_link": page_link(max(page.offset - page.limit, 0)) if page.offset else None,
         "next_link": page_link(page.offset + page.limit)
         if page.offset + page.limit < result.total

@@ -16,9 +16,10 @@ dates and numbers sort last, and row ids break every tie.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
@@ -100,8 +101,7 @@ def series_scope(
         if values:
             conditions.append(column.in_(values))
     if wanted.description:
-        needle = wanted.description.lower()
-        conditions.append(func.lower(Series.series_description).contains(needle, autoescape=True))
+        conditions.append(description_match(session, wanted.description))
     if wanted.study_uids:
         conditions.append(Study.study_instance_uid.in_(wanted.study_uids))
     if wanted.study_date_from is not None:
@@ -112,6 +112,36 @@ def series_scope(
         conditions.append(Patient.patient_id.in_(wanted.patient_ids))
     needs_study = any(getattr(wanted, name) for name in _STUDY_FIELDS)
     return Scope(tuple(conditions), needs_study, bool(wanted.patient_ids))
+
+
+def _fold(value: str | None) -> str | None:
+    return None if value is None else value.casefold()
+
+
+def description_match(session: Session, text: str) -> ColumnElement[bool]:
+    """``series_description`` contains ``text``, ignoring case, for any alphabet.
+
+    SQLite's ``lower()`` folds ASCII only and the test PostgreSQL runs with
+    ``LC_CTYPE=C``, so a non-ASCII needle ("MÜLLER") is matched through
+    Python's ``casefold`` registered on the SQLite connection, or ICU's case
+    mapping on PostgreSQL.  ASCII needles keep the plain ``lower()``, which
+    is what both databases do fastest.
+    """
+    column = Series.series_description
+    if text.isascii():
+        return func.lower(column).contains(text.lower(), autoescape=True)
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        raw = session.connection().connection.driver_connection
+        raw.create_function(  # type: ignore[union-attr]
+            "dicomhub_casefold", 1, _fold, deterministic=True
+        )
+        folded = func.dicomhub_casefold(column)
+        return folded.contains(text.casefold(), autoescape=True)
+    if dialect == "postgresql":
+        icu = func.lower(column.collate("und-x-icu"))
+        return icu.contains(text.lower(), autoescape=True)
+    return func.lower(column).contains(text.lower(), autoescape=True)
 
 
 def text_key(session: Session, column: Any) -> Any:
@@ -214,16 +244,66 @@ def count_series(session: Session, scope: Scope) -> int:
     return int(session.scalar(scope.apply(select(func.count(Series.id)))) or 0)
 
 
+def counts_by_collection(session: Session, scope: Scope) -> dict[int, int]:
+    """How many series of ``scope`` each collection holds (one grouped query, no joins).
+
+    An index on ``series(collection_id, ...)`` answers this without sorting.
+    """
+    grouped = cast("Select[Any]", select(Series.collection_id, func.count()))
+    query = scope.apply(grouped).group_by(Series.collection_id)
+    return {int(ident): int(count) for ident, count in session.execute(query)}
+
+
+def window(
+    session: Session, per_collection: Mapping[int, int], page: Page
+) -> tuple[list[int], int]:
+    """The collections a page overlaps, and the page's offset inside the first of them.
+
+    Results are ordered by collection name first, so knowing how many series
+    match in each collection is enough to know which collections a page of
+    results can come from: the ordered query then sorts only their series,
+    not every match in the archive.
+    """
+    ids = [ident for ident, count in per_collection.items() if count]
+    if not ids:
+        return [], 0
+    order = text_key(session, Collection.name)
+    names = select(Collection.id).where(Collection.id.in_(ids)).order_by(order)
+    before = 0
+    chosen: list[int] = []
+    skip = 0
+    end = page.offset + page.limit
+    for ident in session.scalars(names):
+        count = per_collection[ident]
+        if before + count > page.offset and before < end:
+            if not chosen:
+                skip = page.offset - before
+            chosen.append(ident)
+        before += count
+    return chosen, skip
+
+
 def search_series(
-    session: Session, visibility: Visibility, wanted: SeriesFilter, page: Page
+    session: Session,
+    visibility: Visibility,
+    wanted: SeriesFilter,
+    page: Page,
+    per_collection: Mapping[int, int] | None = None,
 ) -> SearchResult:
-    """One page of the series matching ``wanted`` that the caller may see, in stable order."""
+    """One page of the series matching ``wanted`` that the caller may see, in stable order.
+
+    ``per_collection`` (matching series per collection id) may be passed by a
+    caller that already counted them (the faceted search does).
+    """
     scope = series_scope(session, visibility, wanted)
-    total = count_series(session, scope)
+    if per_collection is None:
+        per_collection = counts_by_collection(session, scope)
+    total = sum(per_collection.values())
     rows: list[dict[str, Any]] = []
-    if page.offset < total:
-        query = ordered(session, joined_series().where(*scope.conditions))
-        result = session.execute(query.limit(page.limit).offset(page.offset))
+    chosen, skip = window(session, per_collection, page)
+    if chosen:
+        query = joined_series().where(*scope.conditions, Series.collection_id.in_(chosen))
+        result = session.execute(ordered(session, query).limit(page.limit).offset(skip))
         rows = [series_row(row) for row in result]
     return SearchResult(total, page, rows)
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from dicomhub.errors import NotFound
 from dicomhub.publish import basket as baskets
 from dicomhub.publish.collections import collection_detail, list_collections
-from dicomhub.publish.facets import facet_counts
+from dicomhub.publish.facets import facet_counts, faceted_search
 from dicomhub.publish.filters import Page, SeriesFilter, check_uid, parse_query
 from dicomhub.publish.http import (
     ContextDep,
@@ -66,10 +66,10 @@ class Credentials(BaseModel):
 def search(request: Request, db: DbDep, seen: VisibilityDep) -> dict[str, Any]:
     """Series matching the filters (one page), with the total; ``facets=1`` adds counts."""
     parsed = parse_query(request.query_params.multi_items(), extra=("facets",))
-    body = search_series(db, seen, parsed.filter, parsed.page).to_json()
     if parsed.extra.get("facets", "").lower() in ("1", "true", "yes"):
-        body["facets"] = facet_counts(db, seen, parsed.filter)
-    return body
+        result, counts = faceted_search(db, seen, parsed.filter, parsed.page)
+        return result.to_json() | {"facets": counts}
+    return search_series(db, seen, parsed.filter, parsed.page).to_json()
 
 
 @router.get("/facets")
