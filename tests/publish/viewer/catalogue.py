@@ -13,23 +13,43 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     UID,
     ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
 )
 from sqlalchemy.orm import Session
 
-from dicomhub.core.db import Access, Collection, Instance, Patient, Series, Study
+from dicomhub.context import PublicContext
+from dicomhub.core.db import (
+    Access,
+    Collection,
+    Instance,
+    Patient,
+    Series,
+    Study,
+    make_engine,
+    make_sessionmaker,
+)
 from dicomhub.core.dicom.header import read_header
 from dicomhub.core.store.base import BlobStore, blob_key_for
+from dicomhub.core.store.filesystem import FilesystemStore
+from dicomhub.settings import load_settings
+from dicomhub.web.app import create_public_app
+from tests.fixtures.http import serve_app
 from tests.fixtures.public_data import CT_IMAGE, make_uid
 
 COLLECTION = "VIEWER-CT-DEMO"
@@ -97,7 +117,9 @@ def ct_slice(study: ViewerStudy, number: int, syntax: str) -> bytes:
     ds.WindowWidth = 400
     pixels = phantom(number)
     ds.PixelData = pixels.tobytes()
-    if syntax != ExplicitVRLittleEndian:
+    if syntax == JPEGBaseline8Bit:
+        pixels = _eight_bit(ds, pixels)
+    elif syntax != ExplicitVRLittleEndian:
         ds.compress(UID(syntax), pixels, generate_instance_uid=False)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
@@ -105,6 +127,28 @@ def ct_slice(study: ViewerStudy, number: int, syntax: str) -> bytes:
     study.pixels[sop_uid] = pixels
     study.syntaxes[sop_uid] = syntax
     return buffer.getvalue()
+
+
+def _eight_bit(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+    """Re-make ``ds`` as an 8-bit JPEG baseline image (pydicom cannot encode it; Pillow can).
+
+    Returns the 8-bit pixels the JPEG was made from (the decoder gives them back
+    within a few grey levels: baseline is lossy).
+    """
+    windowed = np.clip((pixels.astype(np.int32) - 1024 + 160) * 255 // 400, 0, 255)
+    eight = windowed.astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(eight, mode="L").save(buffer, format="JPEG", quality=95)
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.RescaleIntercept = 0
+    ds.WindowCenter = 128
+    ds.WindowWidth = 256
+    ds.PixelData = encapsulate([buffer.getvalue()])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.LossyImageCompression = "01"
+    return eight
 
 
 def write_viewer_study(session: Session, store: BlobStore, syntaxes: Sequence[str]) -> ViewerStudy:
@@ -169,3 +213,36 @@ def write_viewer_study(session: Session, store: BlobStore, syntaxes: Sequence[st
     series.total_size = total
     session.commit()
     return study
+
+
+@contextmanager
+def served_archive(
+    folder: Path, db_url: str, syntaxes: Sequence[str], cors_origins: Sequence[str] = ()
+) -> Iterator[tuple[str, ViewerStudy]]:
+    """The public app over a migrated database holding one viewer study; yields its URL."""
+    store = FilesystemStore(folder / "store")
+    engine = make_engine(db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            study = write_viewer_study(session, store, syntaxes)
+    finally:
+        engine.dispose()
+    settings = load_settings(
+        data_dir=folder,
+        secret_key="s" * 32,
+        public_database_url=db_url,
+        public_store=(folder / "store").as_uri(),
+        cors_origins=list(cors_origins),
+    ).public()
+    context = PublicContext.from_settings(settings)
+    try:
+        with serve_app(create_public_app(settings, context)) as url:
+            yield url, study
+    finally:
+        context.close()
+
+
+def sqlite_copy(template: Path, folder: Path) -> str:
+    """A migrated SQLite database for one test module (a copy of the session template)."""
+    shutil.copyfile(template, folder / "public.db")
+    return f"sqlite:///{folder / 'public.db'}"

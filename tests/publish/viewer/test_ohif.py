@@ -8,7 +8,6 @@ asserts that the first image is drawn on the viewport's canvas.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,9 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
-from dicomhub.context import PublicContext
-from dicomhub.core.db import make_engine, make_sessionmaker
-from dicomhub.core.store.filesystem import FilesystemStore
-from dicomhub.settings import load_settings
-from dicomhub.web.app import create_public_app
 from tests.fixtures.http import serve_app
 from tests.fixtures.services import CHROMIUM_ARGS, unavailable
-from tests.publish.viewer.catalogue import ViewerStudy, write_viewer_study
+from tests.publish.viewer.catalogue import ViewerStudy, served_archive, sqlite_copy
 from tests.publish.viewer.npm import FetchFailed, unpacked
 from tests.publish.viewer.ohif import OHIF_APP, app_config, static_viewer
 
@@ -65,32 +59,15 @@ def viewer_site(
     except FetchFailed as exc:
         unavailable(f"the OHIF build could not be fetched: {exc}")
     folder = tmp_path_factory.mktemp("viewer")
-    shutil.copyfile(sqlite_template, folder / "public.db")
-    db_url = f"sqlite:///{folder / 'public.db'}"
-    store = FilesystemStore(folder / "store")
-    engine = make_engine(db_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            syntaxes = [ExplicitVRLittleEndian, RLELossless, JPEG2000Lossless]
-            study = write_viewer_study(session, store, syntaxes)
-    finally:
-        engine.dispose()
+    db_url = sqlite_copy(sqlite_template, folder)
+    syntaxes = [ExplicitVRLittleEndian, RLELossless, JPEG2000Lossless]
     config = {"js": ""}
-    with serve_app(static_viewer(dist, config)) as viewer_url:
-        settings = load_settings(
-            data_dir=folder,
-            secret_key="s" * 32,
-            public_database_url=db_url,
-            public_store=(folder / "store").as_uri(),
-            cors_origins=[viewer_url],
-        ).public()
-        context = PublicContext.from_settings(settings)
-        try:
-            with serve_app(create_public_app(settings, context)) as archive_url:
-                config["js"] = app_config(f"{archive_url}/dicomweb")
-                yield ViewerSite(viewer_url, archive_url, study)
-        finally:
-            context.close()
+    with (
+        serve_app(static_viewer(dist, config)) as viewer_url,
+        served_archive(folder, db_url, syntaxes, [viewer_url]) as (archive_url, study),
+    ):
+        config["js"] = app_config(f"{archive_url}/dicomweb")
+        yield ViewerSite(viewer_url, archive_url, study)
 
 
 def _note_failure(failures: list[str], status: int, url: str) -> None:
