@@ -1,9 +1,10 @@
 """The real public app on loopback, seen through a request log that can also misbehave.
 
 ``RecordingApp`` wraps the real ASGI app: it counts every request (path and
-SeriesInstanceUID), notes which image answers were sent to their end, and,
-for the series a test names, answers 500, flips bytes in the middle of the
-zip, or drops the connection, a given number of times before behaving.
+SeriesInstanceUID, or the series of a bulk stream request), notes which image
+answers were sent to their end, and, for the series a test names, answers
+500, flips bytes in its files, or drops the connection, a given number of
+times before behaving.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import os
 import shutil
 import threading
@@ -57,7 +59,9 @@ from tests.fixtures.public_data import (
     tiny_dicom,
 )
 
-IMAGE_PATHS = ("getImageWithMD5Hash", "getImage")
+IMAGE_PATHS = ("getImageWithMD5Hash", "getImage", "stream")
+BULK = "stream"
+BULK_STREAM = "/api/download/stream"
 ALICE_PASSWORD = "alice-password-123"
 
 
@@ -102,6 +106,9 @@ class RecordingApp:
             await self.app(scope, receive, send)
             return
         path = scope["path"].rsplit("/", 1)[-1]
+        if scope["path"] == BULK_STREAM:
+            await self._bulk(scope, receive, send)
+            return
         query = parse_qs(scope.get("query_string", b"").decode())
         uid = (query.get("SeriesInstanceUID") or [""])[0]
         with self.lock:
@@ -131,6 +138,59 @@ class RecordingApp:
             await send(message)
 
         await self.app(scope, receive, watched_send)
+
+    async def _bulk(self, scope: Any, receive: Any, send: Any) -> None:
+        """The bulk stream: every series of the request counts as asked for; faults per series.
+
+        ``500`` answers the whole request with 500; ``corrupt`` flips a byte of the
+        series' first file; ``drop`` cuts the connection where that series starts.
+        """
+        messages, body = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            uids = [str(u) for u in json.loads(body)["series"]]
+        except (ValueError, KeyError, TypeError):
+            uids = []
+        with self.lock:
+            for uid in uids:
+                self.requests[(BULK, uid)] += 1
+        faults = {uid: f for uid in uids if (f := self._fault(uid)) is not None}
+        if any(f.kind == "500" for f in faults.values()):
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b"Server was not able"})
+            return
+        marks = {f"{uid}/00000001.dcm".encode(): f.kind for uid, f in faults.items()}
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        async def watched_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                data = message.get("body", b"")
+                for mark, kind in list(marks.items()):
+                    at = data.find(mark)
+                    if at < 0:
+                        continue
+                    if kind == "drop":
+                        await send({**message, "body": data[:at], "more_body": True})
+                        raise ConnectionResetError("dropped on purpose")
+                    spot = at + 512 + 200
+                    if spot < len(data):
+                        data = data[:spot] + bytes([data[spot] ^ 0xFF]) + data[spot + 1 :]
+                        del marks[mark]
+                message = {**message, "body": data}
+                if not message.get("more_body"):
+                    with self.lock:
+                        for uid in uids:
+                            self.completed[uid] += 1
+            await send(message)
+
+        await self.app(scope, replay, watched_send)
 
 
 @dataclass

@@ -119,6 +119,13 @@ def download(
         typer.Option("--credentials", help="File with userName= and passWord= lines."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    nbia_only: Annotated[
+        bool,
+        typer.Option(
+            "--nbia-only",
+            help="Use NBIA's one-series-per-request API even on a dicomhub server.",
+        ),
+    ] = False,
 ) -> None:
     """Download SOURCE into DEST: parallel, resumable, every file checked."""
     if hasattr(signal, "SIGXFSZ"):
@@ -139,6 +146,7 @@ def download(
             timeout=timeout,
             policy=policy,
         )
+        client.allow_bulk = not nbia_only
         try:
             summary = _run(parsed, client, options, quiet)
         finally:

@@ -5,7 +5,9 @@ Everything the downloader needs works on any NBIA-compatible server:
 bytes), ``GET getImageWithMD5Hash`` (a zip of the series with
 ``md5hashes.csv``), ``GET getSeries?Collection=`` and ``/nbia-api/oauth/token``.
 On a dicomhub server a few things are cheaper through its JSON API (a
-collection's UIDs as a streamed manifest, the caller's basket).
+collection's UIDs as a streamed manifest, the caller's basket), and images
+come through its bulk API (``GET /api/download`` says it is there): many
+series per request, as one tar with a SHA-256 per file.
 
 Transient failures (timeouts, dropped connections, 429 and 5xx) are retried
 with exponential backoff and full jitter; anything else is an answer.
@@ -30,6 +32,9 @@ from dicomhub.errors import ArchiveError, Forbidden, NotFound, Unauthorized
 LOGGER = logging.getLogger(__name__)
 
 NBIA_V4 = "/nbia-api/services/v4/"
+BULK_PROBE = "/api/download"
+BULK_STREAM = "/api/download/stream"
+BULK_PROTOCOL = "dicomhub-bulk/1"
 METADATA_BATCH = 1000
 T = TypeVar("T")
 
@@ -127,6 +132,11 @@ class Server:
         )
         self.is_dicomhub = False
         self.api_token_ok = True
+        #: The server offers dicomhub's bulk download API (many series per request).
+        self.bulk = False
+        self.bulk_max_series = 0
+        #: False forces NBIA's one-series-per-request path even on a dicomhub server.
+        self.allow_bulk = True
 
     def close(self) -> None:
         self.http.close()
@@ -156,8 +166,27 @@ class Server:
             body = answer.json()
             if isinstance(body, dict) and "anonymous" in body:
                 self.is_dicomhub = True
+                if self.allow_bulk and self.api_token_ok:
+                    self._probe_bulk()
                 return "guest" if body.get("anonymous") else str(body.get("username"))
         return "unknown"
+
+    def _probe_bulk(self) -> None:
+        """Use the bulk API if this dicomhub server has it (older ones do not)."""
+
+        def ask() -> httpx.Response:
+            answer = self.http.get(BULK_PROBE)
+            if answer.status_code >= 500:
+                raise Transient(f"{BULK_PROBE} answered {answer.status_code}")
+            return answer
+
+        answer = with_retries(self.policy, BULK_PROBE, ask)
+        if answer.status_code != 200 or "json" not in answer.headers.get("content-type", ""):
+            return
+        body = answer.json()
+        if isinstance(body, dict) and body.get("protocol") == BULK_PROTOCOL:
+            self.bulk = True
+            self.bulk_max_series = max(1, int(body.get("max_series") or 1))
 
     # -- listings ---------------------------------------------------------------------
 
@@ -214,6 +243,15 @@ class Server:
         raise ServerError(f"{path} did not answer a .tcia manifest")
 
     # -- images -------------------------------------------------------------------------
+
+    @contextmanager
+    def series_stream(self, uids: Sequence[str]) -> Iterator[httpx.Response]:
+        """The streamed tar of ``uids`` from dicomhub's bulk API (status checked)."""
+        with self.http.stream("POST", BULK_STREAM, json={"series": list(uids)}) as answer:
+            if answer.status_code != 200:
+                answer.read()
+            check_status(answer, f"a stream of {len(uids)} series")
+            yield answer
 
     @contextmanager
     def series_zip(self, uid: str) -> Iterator[httpx.Response]:

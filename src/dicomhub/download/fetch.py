@@ -132,7 +132,7 @@ class Fetcher:
         folder = self.staging / safe_component(job.uid)
         received = 0
         try:
-            _clear(folder)
+            clear_folder(folder)
             folder.mkdir(parents=True)
             with tempfile.SpooledTemporaryFile(
                 SPOOL_BYTES, mode="w+b", dir=str(self.staging)
@@ -142,7 +142,7 @@ class Fetcher:
             self.on_bytes(nbytes - received)  # the bar counts file bytes, not zip overhead
             return Fetched(job.uid, folder, job.folder, files, nbytes, digest, attempt)
         except OSError as exc:
-            _clear(folder, quiet=True)
+            clear_folder(folder, quiet=True)
             if exc.errno in _FULL:
                 raise DiskFull(
                     f"no space left in {self.staging.parent.parent} ({exc.strerror}); "
@@ -151,7 +151,7 @@ class Fetcher:
             raise
         except BaseException:
             self.on_bytes(-received)
-            _clear(folder, quiet=True)
+            clear_folder(folder, quiet=True)
             raise
 
     def _receive(self, job: Job, spool: IO[bytes]) -> int:
@@ -187,7 +187,7 @@ class Fetcher:
             for info in sorted(names, key=lambda i: i.filename):
                 if info.filename in (MD5_LIST, SHA256_LIST):
                     continue
-                name = _entry_name(info.filename)
+                name = entry_name(info.filename)
                 part = folder / (name + ".part")
                 want_sha = info.filename in sha256s
                 size, md5, sha256 = _extract(archive, spool, info, part, want_sha)
@@ -195,7 +195,7 @@ class Fetcher:
                     raise Corrupt(f"{info.filename}: MD5 {md5} is not the published one")
                 if want_sha and sha256s[info.filename].lower() != sha256:
                     raise Corrupt(f"{info.filename}: SHA-256 is not the archive's")
-                final = self._final_name(part, name)
+                final = final_name(self.layout, part, name)
                 os.replace(part, folder / final)
                 series_digest.update(f"{final} {md5}\n".encode())
                 count += 1
@@ -210,17 +210,19 @@ class Fetcher:
             raise Corrupt(f"{total} bytes arrived; the server lists {job.expected_size}")
         return count, total, series_digest.hexdigest()
 
-    def _final_name(self, part: Path, name: str) -> str:
-        if self.layout is not Layout.UID:
-            return name
-        from pydicom import dcmread  # only this layout needs it; keeps start-up quick
-        from pydicom.errors import InvalidDicomError
 
-        try:
-            ds = dcmread(part, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
-            return safe_component(str(ds.SOPInstanceUID), name[:-4] or "instance") + ".dcm"
-        except (InvalidDicomError, AttributeError, ValueError):
-            return name
+def final_name(layout: Layout, part: Path, name: str) -> str:
+    """The name a verified file takes: the server's, or its SOP Instance UID (``uid`` layout)."""
+    if layout is not Layout.UID:
+        return name
+    from pydicom import dcmread  # only this layout needs it; keeps start-up quick
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(part, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+        return safe_component(str(ds.SOPInstanceUID), name[:-4] or "instance") + ".dcm"
+    except (InvalidDicomError, AttributeError, ValueError):
+        return name
 
 
 def _hash_list(archive: zipfile.ZipFile, member: str, column: str = "md5") -> dict[str, str] | None:
@@ -239,7 +241,7 @@ def _hash_list(archive: zipfile.ZipFile, member: str, column: str = "md5") -> di
     return out
 
 
-def _entry_name(name: str) -> str:
+def entry_name(name: str) -> str:
     """The file name of a zip entry; refuse one that would leave the series folder."""
     if "/" in name or "\\" in name or name in ("", ".", "..") or name.startswith("."):
         raise Corrupt(f"unsafe entry name in the zip: {name[:80]!r}")
@@ -291,14 +293,24 @@ def _entry_chunks(
         yield chunk
 
 
-def _clear(folder: Path, *, quiet: bool = False) -> None:
+def clear_folder(folder: Path, *, quiet: bool = False) -> None:
+    """Remove a staging folder and what is in it (``quiet``: ignore errors)."""
     if folder.exists():
         shutil.rmtree(folder, ignore_errors=quiet)
 
 
 def move_into_place(staged: Path, final: Path) -> None:
     """Rename a verified staging folder to its final place (replacing a stale copy)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staged, final)  # the common case: one system call
+        return
+    except FileNotFoundError:
+        if not staged.exists():
+            raise
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise
     if final.exists():
         old = final.with_name(final.name + f".old-{time.time_ns()}")
         os.replace(final, old)
@@ -315,5 +327,8 @@ __all__ = [
     "Fetcher",
     "Job",
     "Stopped",
+    "clear_folder",
+    "entry_name",
+    "final_name",
     "move_into_place",
 ]
