@@ -215,6 +215,57 @@ def test_dropping_a_stream_early_is_clean(store: BlobStore) -> None:
     assert store.size(KEY) == 3 * CHUNK_SIZE
 
 
+# -- adopting spooled files ----------------------------------------------------------
+
+
+def test_adopt_stores_every_file_and_leaves_them(store: BlobStore, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    files = []
+    for i in range(5):
+        data = DATA + bytes([i])
+        path = spool / f"in-{i}.part"
+        path.write_bytes(data)
+        files.append((blob_key_for(hashlib.sha256(data).hexdigest()), path))
+    files.append(files[0])  # the same content twice in one batch
+    store.adopt(files)
+    for key, path in files:
+        assert store.get(key) == path.read_bytes()  # the spool file is still there
+    assert sorted(store.keys()) == sorted({key for key, _ in files})
+    store.adopt([])  # nothing to do
+
+
+def test_adopt_keeps_an_existing_blob_and_survives_the_spool_file_going(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.part"
+    path.write_bytes(DATA)
+    store.adopt([(KEY, path)])
+    path.unlink()  # the blob does not depend on the spool file
+    assert store.get(KEY) == DATA
+    path.write_bytes(DATA)
+    store.adopt([(KEY, path)])  # already stored: left alone
+    assert store.get(KEY) == DATA
+
+
+def test_adopt_of_a_missing_file_is_a_storage_error(store: BlobStore, tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        store.adopt([(KEY, tmp_path / "gone.part")])
+    assert not store.exists(KEY)
+
+
+def test_filesystem_adopt_links_instead_of_copying(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path / "blobs")
+    spool = tmp_path / "blobs" / ".incoming"
+    spool.mkdir(parents=True)
+    path = spool / "in.part"
+    path.write_bytes(DATA)
+    store.adopt([(KEY, path)])
+    assert (tmp_path / "blobs" / KEY).stat().st_ino == path.stat().st_ino
+    assert list(store.keys()) == [KEY]  # the hidden spool folder is never listed
+    assert not [p for p in (tmp_path / "blobs").rglob("*.partial")]
+
+
 # -- overwrite, missing, delete, keys --------------------------------------------------
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import httpx
@@ -35,7 +34,7 @@ def _stow(client: httpx.Client, parts: list[bytes]) -> httpx.Response:
                        headers={"Content-Type": CONTENT_TYPE})  # fmt: skip
 
 
-def test_verification_lists_what_arrived_with_sha256_and_md5(
+def test_verification_lists_what_arrived_with_sha256_and_size(
     url: str, intake_context: IntakeContext
 ) -> None:
     submitter = token_for(intake_context, "kit-a", "submitter")
@@ -55,7 +54,7 @@ def test_verification_lists_what_arrived_with_sha256_and_md5(
         expected = {f"1.2.3.50.{i}": sha256(parts[i - 1]) for i in range(1, 8)}
         expected["1.2.3.50.99"] = sha256(parts[7])
         assert {k: v["sha256"] for k, v in by_uid.items()} == expected
-        assert by_uid["1.2.3.50.99"]["md5"] == hashlib.md5(parts[7]).hexdigest()
+        assert by_uid["1.2.3.50.99"]["size"] == len(parts[7])
         assert by_uid["1.2.3.50.2"]["series_instance_uid"] == f"{STUDY}.1"
         # the submitter pipeline's own client reads the same answer
         assert fetch_inventory(client).sha256 == expected
@@ -93,7 +92,9 @@ def test_verification_is_scoped_to_the_token(url: str, intake_context: IntakeCon
         assert named.json()["counts"]["instances"] == 1
 
 
-def test_stow_reports_md5_and_coercion_warning(url: str, intake_context: IntakeContext) -> None:
+def test_stow_records_sha256_and_reports_coercion_warning(
+    url: str, intake_context: IntakeContext
+) -> None:
     long_versions = ["v" * 60] * 5  # each value valid, joined too long for the index column
     data = instance_bytes(sop_uid="1.2.3.53.1", SoftwareVersions=long_versions)
     with _client(url, token_for(intake_context, "kit-a", "submitter")) as client:
@@ -104,7 +105,7 @@ def test_stow_reports_md5_and_coercion_warning(url: str, intake_context: IntakeC
     with intake_context.db.sessions() as db:
         row = db.scalar(select(Instance))
     assert row is not None
-    assert (row.sha256, row.md5) == (sha256(data), hashlib.md5(data).hexdigest())
+    assert (row.sha256, row.size) == (sha256(data), len(data))
     assert row.header["00181020"]["Value"] == long_versions  # the header keeps what was sent
 
 

@@ -1,7 +1,7 @@
 """The intake's JSON API under ``/intake/api``: verification, status and quarantine.
 
 * ``GET /intake/api/verification`` - for the token's collection and site: counts
-  and every instance's SOP Instance UID, series, sha256 and md5.  Without
+  and every instance's SOP Instance UID, series, sha256 and size.  Without
   ``limit`` the whole list is streamed; with it, one keyset page and ``next``.
 * ``GET /intake/api/status`` - per collection and site (``view_intake``).
 * ``GET /intake/api/quarantine[/{id}]``, ``POST .../{id}/release``,

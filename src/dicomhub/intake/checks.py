@@ -8,6 +8,7 @@ refused outright, its bytes are not kept).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,8 @@ class Parsed:
 def parse(path: Path) -> Parsed | Held:
     """Read and index a spooled file; an unreadable or truncated one is held."""
     try:
-        check_complete(path)
         header = read_header(path)
+        check_complete(path, header)
         json = header.to_json()
     except UnreadableError as exc:
         return Held(Reason.UNREADABLE, str(exc))
@@ -86,17 +87,46 @@ def placement(origin: Origin, parsed: Parsed) -> tuple[str, str]:
     return collection, site
 
 
-def check_place(session: Session, collection: str, site: str) -> tuple[Site | None, Held | None]:
-    """The site row, or the unknown_collection / unknown_site reason."""
+@dataclass(frozen=True)
+class Place:
+    """A collection and site as intake needs them, looked up once per connection.
+
+    A sender's connection (a STOW request, a DIMSE association) keeps its places,
+    so the rows and the site's de-identification policy are read once, not per
+    instance; a policy changed mid-association applies from the next one.
+    """
+
+    collection: str
+    site: str
+    collection_id: int = 0
+    site_id: int = 0
+    unplaced: Held | None = None
+    has_policy: bool = False
+    require_provenance: bool = True
+    kit_id: str = ""
+    recipe_hash: str = ""
+
+
+def load_place(session: Session, collection: str, site: str) -> Place:
+    """The site's ids and policy, or the unknown_collection / unknown_site reason."""
     row = session.scalar(select(Collection).where(Collection.name == collection))
     if not collection or row is None:
-        return None, Held(Reason.UNKNOWN_COLLECTION, f"no collection named {collection!r}")
+        held = Held(Reason.UNKNOWN_COLLECTION, f"no collection named {collection!r}")
+        return Place(collection, site, unplaced=held)
     found = session.scalar(select(Site).where(Site.collection_id == row.id, Site.name == site))
     if found is None:
-        return None, Held(
-            Reason.UNKNOWN_SITE, f"collection {collection} has no site named {site!r}"
-        )
-    return found, None
+        held = Held(Reason.UNKNOWN_SITE, f"collection {collection} has no site named {site!r}")
+        return Place(collection, site, collection_id=row.id, unplaced=held)
+    policy = session.scalar(
+        select(SitePolicy).where(SitePolicy.collection == collection, SitePolicy.site == site)
+    )
+    if policy is None:
+        return Place(collection, site, row.id, found.id)
+    return Place(
+        collection, site, row.id, found.id, has_policy=True,
+        require_provenance=policy.require_deid_provenance,
+        kit_id=policy.kit_id or "", recipe_hash=policy.recipe_hash or "",
+    )  # fmt: skip
 
 
 def check_content(parsed: Parsed) -> Held | None:
@@ -121,63 +151,80 @@ def check_content(parsed: Parsed) -> Held | None:
     return None
 
 
-def check_provenance(session: Session, parsed: Parsed, collection: str, site: str) -> Held | None:
+def check_provenance(parsed: Parsed, place: Place) -> Held | None:
     """The kit's private block must carry the kit id and recipe hash issued to the site.
 
     A site whose policy turns ``require_deid_provenance`` off is not checked; a
     site without a policy (or without a registered kit) is refused, because
     intake cannot tell a de-identified instance from one that is not.
     """
-    policy = session.scalar(
-        select(SitePolicy).where(SitePolicy.collection == collection, SitePolicy.site == site)
-    )
-    if policy is not None and not policy.require_deid_provenance:
+    if place.has_policy and not place.require_provenance:
         return None
     mark = read_provenance(parsed.header.dataset)
     if not mark:
         return Held(Reason.DEID_PROVENANCE, "no de-identification provenance (DICOMHUB 1.0 block)")
-    if policy is None or not policy.kit_id or not policy.recipe_hash:
+    if not place.has_policy or not place.kit_id or not place.recipe_hash:
         return Held(
             Reason.DEID_PROVENANCE,
-            f"no de-identification kit is registered for {collection}/{site}",
+            f"no de-identification kit is registered for {place.collection}/{place.site}",
         )
     kit, recipe = mark.get("kit_id", "").strip(), mark.get("recipe_hash", "").strip()
-    if kit != policy.kit_id:
-        return Held(Reason.DEID_PROVENANCE, f"kit {kit!r} is not the kit issued to {site}")
-    if recipe != policy.recipe_hash:
+    if kit != place.kit_id:
+        return Held(Reason.DEID_PROVENANCE, f"kit {kit!r} is not the kit issued to {place.site}")
+    if recipe != place.recipe_hash:
         return Held(Reason.DEID_PROVENANCE, f"recipe hash {recipe!r} is not the site's recipe")
     return None
 
 
-def existing_instance(
-    session: Session, record: IndexRecord, *, lock: bool = False
-) -> tuple[Instance, str] | None:
-    """The stored instance with the same SOP Instance UID and its patient ID, if any.
+@dataclass(frozen=True)
+class Stored:
+    """What the catalogue holds for one SOP Instance UID."""
 
-    With ``lock`` the instance row is locked for the transaction (PostgreSQL), so two
-    replacements of one instance cannot both read the same old blob.
+    id: int
+    blob_key: str
+    size: int
+    series_id: int
+    patient_id: str
+
+
+def stored_instances(
+    session: Session, sop_instance_uids: Sequence[str], *, lock: bool = False
+) -> dict[str, Stored]:
+    """The stored instances among ``sop_instance_uids``, with their patient IDs.
+
+    With ``lock`` the instance rows are locked for the transaction (PostgreSQL), so
+    two replacements of one instance cannot both read the same old blob.
     """
-    query = (
-        select(Instance, Patient.patient_id)
-        .join(Series, Instance.series_id == Series.id)
-        .join(Study, Series.study_id == Study.id)
-        .join(Patient, Study.patient_id == Patient.id)
-        .where(Instance.sop_instance_uid == record.sop_instance_uid)
-    )
-    if lock:
-        query = query.with_for_update(of=Instance)
-    row = session.execute(query).first()
-    if row is None:
-        return None
-    return row[0], row[1]
+    found: dict[str, Stored] = {}
+    unique = list(dict.fromkeys(sop_instance_uids))
+    for start in range(0, len(unique), _IN_CHUNK):
+        query = (
+            select(
+                Instance.sop_instance_uid, Instance.id, Instance.blob_key, Instance.size,
+                Instance.series_id, Patient.patient_id,
+            )
+            .join(Series, Instance.series_id == Series.id)
+            .join(Study, Series.study_id == Study.id)
+            .join(Patient, Study.patient_id == Patient.id)
+            .where(Instance.sop_instance_uid.in_(unique[start : start + _IN_CHUNK]))
+        )  # fmt: skip
+        if lock:
+            query = query.with_for_update(of=Instance)
+        for row in session.execute(query):
+            found[row[0]] = Stored(row[1], row[2], row[3], row[4], row[5])
+    return found
 
 
-def check_patient(existing: tuple[Instance, str] | None, record: IndexRecord) -> Held | None:
+#: UIDs per IN list (well under every database's parameter limit).
+_IN_CHUNK = 500
+
+
+def check_patient(stored: Stored | None, record: IndexRecord) -> Held | None:
     """A SOP Instance UID seen before with another Patient ID is a conflict, never a replace."""
-    if existing is not None and existing[1] != record.patient_id:
+    if stored is not None and stored.patient_id != record.patient_id:
         return Held(
             Reason.PATIENT_CONFLICT,
             f"SOP Instance UID {record.sop_instance_uid} is already stored for another patient",
-            extra={"stored_patient_id": existing[1]},
+            extra={"stored_patient_id": stored.patient_id},
         )
     return None

@@ -9,6 +9,7 @@ failed, 409 when none was.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -53,16 +54,51 @@ def boundary_of(content_type: str) -> bytes:
     return values["boundary"].encode("latin-1")
 
 
+#: Parts recorded per transaction; a batch is also closed when its bytes reach BATCH_BYTES.
+BATCH_PARTS = 64
+BATCH_BYTES = 256 * 1024 * 1024
+
+
 async def _store_parts(
     request: Request, service: IntakeService, session: IntakeSession, study: str | None
 ) -> list[StoreResult]:
+    """Store the parts in batches, receiving the next batch while the last one is recorded."""
     boundary = boundary_of(request.headers.get("content-type", ""))
     results: list[StoreResult] = []
-    async for spooled in _parts(request.stream(), boundary, service):
-        results.append(await run_in_threadpool(service.store, session, spooled, study_uid=study))
-    if not results:
+    batch: list[Spooled] = []
+    size, seen = 0, 0
+    pending: asyncio.Future[list[StoreResult]] | None = None
+    try:
+        async for spooled in _parts(request.stream(), boundary, service):
+            batch.append(spooled)
+            size, seen = size + spooled.size, seen + 1
+            if len(batch) >= BATCH_PARTS or size >= BATCH_BYTES:
+                if pending is not None:
+                    results.extend(await pending)
+                pending = _submit(service, session, batch, study)
+                batch, size = [], 0
+        if pending is not None:
+            results.extend(await pending)
+            pending = None
+        if batch:
+            results.extend(await _submit(service, session, batch, study))
+            batch = []
+    finally:
+        if pending is not None:  # the body failed while a batch was being recorded
+            await asyncio.wait([pending])
+        for spooled in batch:
+            spooled.path.unlink(missing_ok=True)
+    if not seen:
         raise BadRequest("no parts found: the boundary does not match the body")
     return results
+
+
+def _submit(
+    service: IntakeService, session: IntakeSession, batch: list[Spooled], study: str | None
+) -> asyncio.Future[list[StoreResult]]:
+    return asyncio.ensure_future(
+        run_in_threadpool(service.store_batch, session, batch, study_uid=study)
+    )
 
 
 async def _parts(

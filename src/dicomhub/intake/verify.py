@@ -48,7 +48,6 @@ class InventoryItem:
     series_instance_uid: str
     study_instance_uid: str
     sha256: str
-    md5: str
     size: int
 
     def to_dict(self) -> dict[str, str | int]:
@@ -57,7 +56,6 @@ class InventoryItem:
             "series_instance_uid": self.series_instance_uid,
             "study_instance_uid": self.study_instance_uid,
             "sha256": self.sha256,
-            "md5": self.md5,
             "size": self.size,
         }
 
@@ -130,12 +128,11 @@ def page(
         Series.series_instance_uid,
         Study.study_instance_uid,
         Instance.sha256,
-        Instance.md5,
         Instance.size,
     )
     query = _scoped(query, scope, series_uid).where(Instance.id > after)
     rows = session.execute(query.order_by(Instance.id).limit(limit))
-    return [InventoryItem(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows]
+    return [InventoryItem(int(r[0]), r[1], r[2], r[3], r[4], int(r[5])) for r in rows]
 
 
 def iter_inventory(

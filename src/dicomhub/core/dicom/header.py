@@ -113,7 +113,7 @@ def read_header(source: bytes | str | Path | BinaryIO) -> Header:
     return Header(meta=meta, dataset=ds, transfer_syntax_uid=str(ts))
 
 
-def check_complete(path: str | Path) -> None:
+def check_complete(path: str | Path, header: Header | None = None) -> None:
     """Walk the top-level elements of a whole file and raise if it ends mid-element.
 
     Only tags and lengths are read (values are skipped by seeking), so a 500 MB
@@ -124,9 +124,12 @@ def check_complete(path: str | Path) -> None:
     ------
     UnreadableError
         The file is truncated or its top-level structure is broken.
+
+    ``header`` is the file's already-read header, when the caller has it (saves a parse).
     """
-    with open(path, "rb") as handle:
-        header = read_header(handle)
+    if header is None:
+        with open(path, "rb") as handle:
+            header = read_header(handle)
     implicit = header.transfer_syntax_uid == "1.2.840.10008.1.2"
     little = header.transfer_syntax_uid != "1.2.840.10008.1.2.2"
     size = os.path.getsize(path)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from dicomhub.errors import BadRequest
@@ -61,6 +62,15 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether a blob is stored under ``key``."""
+        ...
+
+    def adopt(self, files: Sequence[tuple[str, Path]]) -> None:
+        """Store each local file's bytes under its key, durably and atomically.
+
+        The files stay where they are (the caller removes them).  The filesystem
+        store hard-links a file on its own filesystem instead of copying it, so
+        a caller that spooled the bytes there pays for one write, not two.
+        """
         ...
 
     def delete(self, key: str) -> None:

@@ -11,13 +11,15 @@ crash or a failing source leaves at worst a hidden temporary file that
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar, overload
 
 from dicomhub.core.store.base import (
     BlobInfo,
@@ -35,6 +37,8 @@ LOGGER = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+#: Concurrent fsyncs in one :meth:`FilesystemStore.adopt`.
+_SYNC_WORKERS = 16
 
 
 class FilesystemStore:
@@ -78,6 +82,51 @@ class FilesystemStore:
         _fsync_dir(directory)
         LOGGER.debug("stored %s (%d bytes) in %s", key, digests.size, self.url)
         return digests.info(key)
+
+    def adopt(self, files: Sequence[tuple[str, Path]]) -> None:
+        """Link each file into place under its key, durable before this returns.
+
+        Two rounds of fsyncs, each run side by side (the disk's journal commits
+        concurrent fsyncs together, several times faster than one after
+        another): the files' data and the parents of any new directories, then
+        - after the links - the directories holding them.  A key already stored
+        is left alone: keys name their content, and a blob only ever takes its
+        final name once its bytes are durable.  A file on another filesystem is
+        copied by :meth:`put`.  The files themselves are left for the caller.
+        """
+        if not files:
+            return
+        device = self._make_dirs(self.root).stat().st_dev
+        local: dict[Path, Path] = {}
+        for key, path in files:
+            target = self._path(key)
+            try:
+                same = os.stat(path).st_dev == device
+            except OSError as exc:
+                raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+            if not same:
+                with open(path, "rb") as handle:
+                    self.put(key, handle)
+            elif target not in local and not target.is_file():
+                local[target] = path
+        if not local:
+            return
+        directories = list(dict.fromkeys(target.parent for target in local))
+        changed: list[Path] = []
+        for directory in directories:
+            changed.extend(self._make_dirs(directory, sync=False))
+        _parallel(_fsync_file, [*local.values(), *dict.fromkeys(changed)])
+        for target, path in local.items():
+            temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.partial"
+            what = f"cannot store {target.name} in {self.url}"
+            try:
+                _storage(what, os.link, path, temp)
+                _storage(what, os.replace, temp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+                raise
+        _parallel(_fsync_file, directories)
 
     def delete(self, key: str) -> None:
         """Remove the blob; a missing key (or a directory) is not an error."""
@@ -173,8 +222,18 @@ class FilesystemStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _make_dirs(self, directory: Path) -> Path:
-        """Create ``directory`` and its missing parents, fsyncing each new entry."""
+    @overload
+    def _make_dirs(self, directory: Path) -> Path: ...
+
+    @overload
+    def _make_dirs(self, directory: Path, *, sync: Literal[False]) -> list[Path]: ...
+
+    def _make_dirs(self, directory: Path, *, sync: bool = True) -> Path | list[Path]:
+        """Create ``directory`` and its missing parents.
+
+        With ``sync`` each new entry is fsynced and the directory returned; without,
+        the directories whose entries changed are returned for the caller to fsync.
+        """
         missing: list[Path] = []
         probe = directory
         while not probe.is_dir():
@@ -182,6 +241,7 @@ class FilesystemStore:
             if probe.parent == probe:
                 break
             probe = probe.parent
+        changed: list[Path] = []
         for path in reversed(missing):
             try:
                 path.mkdir()
@@ -190,8 +250,11 @@ class FilesystemStore:
                     raise self._dir_error(path, "a file is in the way") from None
             except OSError as exc:
                 raise self._dir_error(path, exc.strerror or str(exc)) from exc
-            _fsync_dir(path.parent)
-        return directory
+            if sync:
+                _fsync_dir(path.parent)
+            else:
+                changed.append(path.parent)
+        return directory if sync else changed
 
     def _dir_error(self, path: Path, reason: str) -> ConfigurationError | StorageError:
         """The store root failing is a configuration error; a blob directory, storage."""
@@ -211,6 +274,33 @@ def _storage(what: str, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwa
         return call(*args, **kwargs)
     except OSError as exc:
         raise StorageError(f"{what}: {exc.strerror or exc}") from exc
+
+
+def _fsync_file(path: Path) -> None:
+    """fsync a file or a directory (both open read-only)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StorageError(f"cannot make {path} durable: {exc.strerror or exc}") from exc
+
+
+def _parallel(call: Callable[[Path], None], paths: list[Path]) -> None:
+    """Run ``call`` over ``paths``, several at once when there are several (I/O bound)."""
+    if len(paths) == 1:
+        call(paths[0])
+    elif paths:
+        for _ in _sync_pool().map(call, paths):
+            pass
+
+
+@functools.cache
+def _sync_pool() -> ThreadPoolExecutor:
+    """One pool for the process's fsyncs (threads are cheap to keep, not to start)."""
+    return ThreadPoolExecutor(max_workers=_SYNC_WORKERS, thread_name_prefix="fsync")
 
 
 def _fsync_dir(directory: Path) -> None:

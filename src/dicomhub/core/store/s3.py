@@ -15,7 +15,8 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -132,6 +133,16 @@ class S3Store:
             )
         LOGGER.debug("stored %s (%d bytes) in %s", key, digests.size, self.url)
         return digests.info(key)
+
+    def adopt(self, files: Sequence[tuple[str, Path]]) -> None:
+        """Upload each local file under its key (verified by the server); the files stay."""
+        for key, path in files:
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed below, errors mapped
+            except OSError as exc:
+                raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            with handle:
+                self.put(key, handle)
 
     def _put_multipart(
         self, key: str, name: str, head: bytearray, chunks: Iterator[bytes], digests: Digests
