@@ -1,8 +1,8 @@
 """QIDO-RS (PS3.18 §10.6): studies, series and instances, searched in SQL for one caller.
 
-Every search starts from the public query layer's :func:`series_scope`, so a
-limited collection the caller may not see contributes no study, series or
-instance.  Matching follows PS3.4 C.2.2.2: single values (exact), ``*`` and
+Every search applies the caller's :class:`Visibility` to each series (see
+:func:`visible`), so a limited collection the caller may not see contributes
+no study, series or instance.  Matching follows PS3.4 C.2.2.2: single values (exact), ``*`` and
 ``?`` wildcards on strings, person names compared case-blind, UID lists, and
 date ranges (``A-B``, ``-B``, ``A-``).  Keys are keywords or tags
 (``PatientID`` or ``00100020``); a known attribute that cannot be matched here
@@ -19,15 +19,14 @@ from datetime import date
 from typing import Any, cast
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, not_, select
 from sqlalchemy.orm import Session
 
-from dicomhub.core.db import Instance, Patient, Series, Study
+from dicomhub.core.db import Collection, Instance, Patient, Series, Study
 from dicomhub.core.dicom.index import parse_date
 from dicomhub.errors import BadRequest
 from dicomhub.publish.access import Visibility
-from dicomhub.publish.filters import MAX_OFFSET, SeriesFilter, check_uid
-from dicomhub.publish.query import series_scope
+from dicomhub.publish.filters import MAX_OFFSET, check_uid
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -74,6 +73,8 @@ class Query:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: Matching on a study, series or instance UID (a small set, worth ordering fully).
+    narrow: bool = False
 
 
 def keyword_of(name: str) -> str | None:
@@ -175,6 +176,8 @@ def parse(items: Iterable[tuple[str, str]], level: str) -> Query:
             query.warnings.append(f"matching on {keyword} is not supported here; ignored")
             continue
         target = query.study_conditions if keyword == "ModalitiesInStudy" else query.conditions
+        if MATCHABLE[keyword][2] == "uid" and keyword != "SOPClassUID":
+            query.narrow = True
         target.append(_condition(keyword, value))
     return query
 
@@ -211,18 +214,31 @@ def _parameter(query: Query, name: str, value: str) -> None:
                 query.includes.add(keyword)
 
 
-def visible_series_ids(session: Session, seen: Visibility) -> Select[Any]:
-    """Ids of every series the caller may see (the access check, from the query layer)."""
-    return series_scope(session, seen, SeriesFilter()).series_ids()
+def hidden_collection_ids(seen: Visibility) -> Select[Any]:
+    """Ids of the collections the caller may not see (a sub-select, evaluated in-statement)."""
+    return select(Collection.id).where(not_(seen.collection_clause()))
+
+
+def visible(seen: Visibility) -> ColumnElement[bool]:
+    """The access check on :class:`Series` rows, the same rule as the query layer's.
+
+    Written as ``collection_id NOT IN (hidden collections)`` rather than ``IN
+    (visible ones)``: the hidden list is short or empty, so the planner filters
+    with it instead of walking every visible series through the collection
+    index, and a search with a limit stops after its page (in primary-key
+    order) instead of sorting every match.  The sub-select runs inside the
+    search's own statement, so a collection created meanwhile cannot slip in.
+    """
+    return Series.collection_id.not_in(hidden_collection_ids(seen))
 
 
 def studies(session: Session, seen: Visibility, query: Query) -> list[Any]:
     """One page of matching studies (Study, Patient) that hold a visible series."""
-    visible = select(Series.study_id).where(Series.id.in_(visible_series_ids(session, seen)))
+    has_visible = select(Series.id).where(Series.study_id == Study.id, visible(seen)).exists()
     stmt = (
         select(Study, Patient)
         .join(Patient, Patient.id == Study.patient_id)
-        .where(Study.id.in_(visible), *query.conditions, *query.study_conditions)
+        .where(has_visible, *query.conditions, *query.study_conditions)
         .order_by(Study.id)
         .limit(query.limit)
         .offset(query.offset)
@@ -231,17 +247,13 @@ def studies(session: Session, seen: Visibility, query: Query) -> list[Any]:
 
 
 def series(session: Session, seen: Visibility, query: Query) -> list[Any]:
-    """One page of matching visible series (Series, Study, Patient)."""
+    """One page of matching visible series (Series, Study, Patient), in series order."""
     stmt = (
         select(Series, Study, Patient)
         .join(Study, Study.id == Series.study_id)
         .join(Patient, Patient.id == Study.patient_id)
-        .where(
-            Series.id.in_(visible_series_ids(session, seen)),
-            *query.conditions,
-            *query.study_conditions,
-        )
-        .order_by(Study.id, Series.series_number.asc().nulls_last(), Series.id)
+        .where(visible(seen), *query.conditions, *query.study_conditions)
+        .order_by(Series.id)
         .limit(query.limit)
         .offset(query.offset)
     )
@@ -249,18 +261,21 @@ def series(session: Session, seen: Visibility, query: Query) -> list[Any]:
 
 
 def instances(session: Session, seen: Visibility, query: Query) -> list[Any]:
-    """One page of matching instances of visible series (Instance, Series, Study, Patient)."""
+    """One page of matching instances of visible series (Instance, Series, Study, Patient).
+
+    Within a study or series, instances come in InstanceNumber order; a search
+    across the archive pages in row order, which needs no sort of every match.
+    """
+    order: tuple[Any, ...] = (Instance.id,)
+    if query.narrow:
+        order = (Series.id, Instance.instance_number.asc().nulls_last(), Instance.id)
     stmt = (
         select(Instance, Series, Study, Patient)
         .join(Series, Series.id == Instance.series_id)
         .join(Study, Study.id == Series.study_id)
         .join(Patient, Patient.id == Study.patient_id)
-        .where(
-            Series.id.in_(visible_series_ids(session, seen)),
-            *query.conditions,
-            *query.study_conditions,
-        )
-        .order_by(Series.id, Instance.instance_number.asc().nulls_last(), Instance.id)
+        .where(visible(seen), *query.conditions, *query.study_conditions)
+        .order_by(*order)
         .limit(query.limit)
         .offset(query.offset)
     )
@@ -275,7 +290,7 @@ def study_counts(
         return {}
     rows = session.execute(
         select(Series.study_id, Series.modality, Series.instance_count).where(
-            Series.study_id.in_(study_ids), Series.id.in_(visible_series_ids(session, seen))
+            Series.study_id.in_(study_ids), visible(seen)
         )
     )
     out: dict[int, tuple[int, int, list[str]]] = {}

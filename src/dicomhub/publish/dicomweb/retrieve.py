@@ -29,7 +29,7 @@ from dicomhub.core.store.base import BlobStore
 from dicomhub.errors import BadRequest, NotFound, Rejected
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.dicomweb import media
-from dicomhub.publish.dicomweb.qido import visible_series_ids
+from dicomhub.publish.dicomweb.qido import visible
 from dicomhub.publish.filters import check_uid
 from dicomhub.publish.nbia.archive import verified_blob
 
@@ -62,7 +62,7 @@ def find_instances(
     """The visible instances under a study (series, instance); NotFound if there are none."""
     conditions = [
         Study.study_instance_uid == check_uid(study_uid, "StudyInstanceUID"),
-        Series.id.in_(visible_series_ids(session, seen)),
+        visible(seen),
     ]
     if series_uid is not None:
         conditions.append(Series.series_instance_uid == check_uid(series_uid, "SeriesInstanceUID"))

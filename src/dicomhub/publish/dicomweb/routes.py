@@ -53,6 +53,7 @@ def _search(request: Request, level: str, fixed: dict[str, str]) -> qido.Query:
     if fixed:
         fixed_query = qido.parse(fixed.items(), level)
         query.conditions.extend(fixed_query.conditions)
+        query.narrow = query.narrow or fixed_query.narrow
     return query
 
 
