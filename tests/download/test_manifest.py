@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dicomhub.download.manifest import ManifestError, entries, read_header, server_of, valid_uid
 from dicomhub.download.sources import choose_server, parse_source
+from dicomhub.errors import BadRequest
 
 HEADER = (
     "downloadServerUrl=https://archive.example.org/nbia-download/servlet/DownloadServlet\n"
@@ -98,6 +99,12 @@ def test_sources_other_than_files() -> None:
     assert parse_source("basket").kind == "basket"
     assert parse_source("LUNG-CT-DEMO").kind == "collection"
     assert parse_source("collection:basket").text == "basket"
+    assert (parse_source("42").kind, parse_source("42").text) == ("basket-id", "42")
+    assert parse_source("basket:007").text == "7"
+    assert parse_source("collection:2024").kind == "collection"
+    for bad in ("basket:", "basket:x1", "basket:0", "0", "basket:" + "9" * 13):
+        with pytest.raises(BadRequest, match="a basket id is a positive integer"):
+            parse_source(bad)
 
 
 def test_server_of_keeps_a_path_prefix() -> None:

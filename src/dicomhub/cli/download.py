@@ -1,8 +1,10 @@
 """`dicomhub download SOURCE --dest DIR`: fetch series from a dicomhub or NBIA server.
 
 SOURCE is a ``.tcia`` manifest, ``basket`` (the basket of the account whose
-credential is given) or a collection name.  Run the same command again after
-an interruption and it fetches only what is missing or failed.
+credential is given), a basket id (``/api/baskets/<id>/manifest.tcia``: the
+owner's basket with the owner's token, or a shared one) or a collection name.
+Run the same command again after an interruption and it fetches only what is
+missing or failed.
 
 This module imports nothing of the server side, so it works in a base install
 (``pip install dicomhub``); it is also the ``dicomhub-download`` console script.
@@ -94,7 +96,9 @@ def _token(
 
 
 def download(
-    source: Annotated[str, typer.Argument(help="A .tcia manifest, 'basket', or a collection.")],
+    source: Annotated[
+        str, typer.Argument(help="A .tcia manifest, 'basket', a basket id, or a collection.")
+    ],
     dest: Annotated[Path, typer.Option("--dest", "-d", help="Folder to download into.")],
     server: Annotated[
         str | None,

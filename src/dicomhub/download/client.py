@@ -229,6 +229,24 @@ class Server:
             raise Unauthorized("a basket needs a dicomhub API token: --token dh_...")
         yield from self._manifest_lines("/api/basket/manifest.tcia", {})
 
+    def basket_id_uids(self, basket_id: int) -> Iterator[str]:
+        """The UIDs of basket ``basket_id``: the owner's whole basket, or a shared one (dicomhub).
+
+        The server answers 404 alike for a basket that does not exist and one
+        that is neither the caller's nor shared, so a wrong id or a missing
+        credential look the same; the message says both.
+        """
+        if not self.is_dicomhub:
+            raise ServerError(f"{self.base_url} is not a dicomhub server: it has no basket API")
+        path = f"/api/baskets/{basket_id}/manifest.tcia"
+        try:
+            yield from self._manifest_lines(path, {})
+        except NotFound:
+            raise NotFound(
+                f"basket {basket_id} was not found, is empty, or is not yours: "
+                "give the owner's --token (or check the id)"
+            ) from None
+
     def _manifest_lines(self, path: str, params: Mapping[str, str]) -> Iterator[str]:
         def ask() -> list[str]:
             answer = self.http.get(path, params=dict(params))

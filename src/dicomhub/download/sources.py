@@ -1,4 +1,4 @@
-"""What SOURCE names: a ``.tcia`` manifest file, the caller's basket, or a collection.
+"""What SOURCE names: a ``.tcia`` manifest file, a basket (yours, or one by id), or a collection.
 
 Each resolves to the server to ask and an iterator of manifest entries
 (line number, text, whether it is a UID), so the planner treats them alike
@@ -17,13 +17,15 @@ from dicomhub.download.manifest import Entry, Header, ManifestError, entries, re
 from dicomhub.errors import BadRequest
 
 BASKET = "basket"
+BASKET_ID = "basket-id"
+_MAX_BASKET_DIGITS = 12
 
 
 @dataclass(frozen=True)
 class Source:
     """A resolved SOURCE: its kind, its text and, for a manifest, its header."""
 
-    kind: str  # "manifest", "basket" or "collection"
+    kind: str  # "manifest", "basket", "basket-id" or "collection"
     text: str
     path: Path | None = None
     header: Header | None = None
@@ -32,6 +34,8 @@ class Source:
     def label(self) -> str:
         if self.kind == "manifest":
             return f"manifest {self.path}"
+        if self.kind == BASKET_ID:
+            return f"basket {self.text}"
         return "your basket" if self.kind == BASKET else f"collection {self.text}"
 
     def entries(self, server: Server) -> Iterator[Entry]:
@@ -41,13 +45,23 @@ class Source:
             assert self.header is not None
             yield from entries(self.path, self.header)
             return
-        uids = server.basket_uids() if self.kind == BASKET else server.collection_uids(self.text)
+        if self.kind == BASKET_ID:
+            uids = server.basket_id_uids(int(self.text))
+        elif self.kind == BASKET:
+            uids = server.basket_uids()
+        else:
+            uids = server.collection_uids(self.text)
         for number, uid in enumerate(uids, start=1):
             yield Entry(number, uid, valid_uid(uid))
 
 
 def parse_source(text: str) -> Source:
-    """Decide what SOURCE is: an existing file (or ``*.tcia``), ``basket``, or a collection."""
+    """Decide what SOURCE is: an existing file (or ``*.tcia``), ``basket``, a basket id, or a
+    collection.
+
+    A basket id is a positive integer, alone or as ``basket:<id>`` (use
+    ``collection:<name>`` for a collection whose name is only digits).
+    """
     value = text.strip()
     if not value:
         raise BadRequest("SOURCE is empty: give a .tcia file, 'basket' or a collection name")
@@ -56,6 +70,13 @@ def parse_source(text: str) -> Source:
         return Source("manifest", value, path, read_header(path))
     if value.lower() == BASKET:
         return Source(BASKET, value)
+    if value.lower().startswith("basket:") or value.isdigit():
+        ident = value.split(":", 1)[1].strip() if ":" in value else value
+        if not (ident.isascii() and ident.isdigit() and 0 < len(ident) <= _MAX_BASKET_DIGITS):
+            raise BadRequest(f"{text!r}: a basket id is a positive integer")
+        if int(ident) == 0:
+            raise BadRequest(f"{text!r}: a basket id is a positive integer")
+        return Source(BASKET_ID, str(int(ident)))
     if value.lower().startswith("collection:"):
         value = value.split(":", 1)[1].strip()
     if "/" in value or len(value) > 128:
@@ -86,4 +107,4 @@ def choose_server(source: Source, server: str | None) -> str:
     return named
 
 
-__all__ = ["BASKET", "Source", "choose_server", "parse_source"]
+__all__ = ["BASKET", "BASKET_ID", "Source", "choose_server", "parse_source"]
