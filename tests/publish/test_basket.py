@@ -62,7 +62,10 @@ def test_guest_basket_adds_counts_and_removes(public_site: PublicSite) -> None:
             "instances": 2 * 3 + 3 * 2 + 4 * 3,
             "size": summary["size"],
             "hidden": 0,
+            "id": summary["id"],
+            "shared_name": None,
         }
+        assert isinstance(summary["id"], int)
         items = guest.get("/api/basket/items", params={"limit": 100}).json()["results"]
         assert summary["size"] == sum(r["size"] for r in items) > 0
         removed = guest.post("/api/basket/remove", json={"uids": cat.series[LUNG][:1]}).json()

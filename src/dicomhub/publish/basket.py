@@ -10,11 +10,18 @@ the browser or looped over in Python.
 If access is later withdrawn, the hidden series stay in the basket but are
 neither counted nor listed, and exports refuse to run (403) until they are
 removed: an export is never silently partial.
+
+A logged-in user may share their basket under a unique name (NBIA's shared
+cart, read back with ``getContentsByName``) and anyone may then read it, each
+reader seeing only the series of collections they may see themselves.  A
+basket is also reachable by its id (the downloader's manifest route) for its
+owner, and for anyone once it is shared.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dicomhub.core.db import Basket, BasketItem, Patient, Series, Study, utcnow
-from dicomhub.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from dicomhub.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.filters import Page, SeriesFilter, check_name, check_uid
 from dicomhub.publish.query import (
@@ -54,6 +61,8 @@ MAX_BASKET = 100_000
 #: The most UIDs (or patient IDs) one add or remove request may list.
 MAX_LISTED = 10_000
 _CHUNK = 500
+#: A shared basket's name: what NBIA cart names look like, safe in a URL and a file name.
+SHARE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -284,6 +293,11 @@ def summary(session: Session, visibility: Visibility, owner: Owner) -> dict[str,
     basket = find_basket(session, owner)
     if basket is None:
         return summary_of_nothing()
+    return summary_of(session, visibility, basket)
+
+
+def summary_of(session: Session, visibility: Visibility, basket: Basket) -> dict[str, int]:
+    """:func:`summary` of a basket already at hand."""
     row = session.execute(
         select(
             func.count(Series.id),
@@ -325,16 +339,23 @@ def exportable(session: Session, visibility: Visibility, owner: Owner) -> tuple[
         Some series in the basket are no longer visible to the caller; the
         export would be partial, so it is refused as a whole.
     """
-    counts = summary(session, visibility, owner)
+    basket = find_basket(session, owner)
+    if basket is None:
+        raise NotFound("the basket is empty")
+    return basket.id, exportable_basket(session, visibility, basket)
+
+
+def exportable_basket(session: Session, visibility: Visibility, basket: Basket) -> int:
+    """How many series an export of the owner's ``basket`` holds (see :func:`exportable`)."""
+    counts = summary_of(session, visibility, basket)
     if counts["hidden"]:
         raise Forbidden(
             f"{counts['hidden']} series in your basket are no longer visible to you; "
             "remove them (or clear the basket) before exporting"
         )
-    basket = find_basket(session, owner)
-    if basket is None or counts["series"] == 0:
+    if counts["series"] == 0:
         raise NotFound("the basket is empty")
-    return basket.id, counts["series"]
+    return counts["series"]
 
 
 def remove_hidden(session: Session, visibility: Visibility, owner: Owner) -> int:
@@ -349,3 +370,74 @@ def remove_hidden(session: Session, visibility: Visibility, owner: Owner) -> int
         )
     )
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
+# -- sharing and reaching a basket by id --------------------------------------------
+
+
+def check_share_name(name: str) -> str:
+    """``name`` if it can name a shared basket, else 400 saying what is allowed."""
+    if not SHARE_NAME_RE.fullmatch(name):
+        raise BadRequest(
+            f"a shared basket name is 1 to 64 letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit; got {name[:80]!r}"
+        )
+    return name
+
+
+def share(session: Session, owner: Owner, name: str) -> Basket:
+    """Share the owner's basket under ``name`` (replacing an earlier name); 409 if taken."""
+    if owner.user_id is None:
+        raise BadRequest("only a logged-in user's basket can be shared")
+    name = check_share_name(name)
+    basket = basket_for(session, owner)
+    holder = session.scalar(select(Basket.id).where(Basket.shared_name == name))
+    if holder is not None and holder != basket.id:
+        raise Conflict(f"the name {name!r} is already taken by another shared basket")
+    try:
+        with session.begin_nested():
+            basket.shared_name = name
+    except IntegrityError:
+        raise Conflict(f"the name {name!r} is already taken by another shared basket") from None
+    return basket
+
+
+def unshare(session: Session, owner: Owner) -> None:
+    """Stop sharing the owner's basket (its name becomes free)."""
+    basket = find_basket(session, owner)
+    if basket is not None:
+        basket.shared_name = None
+
+
+def shared_basket(session: Session, name: str) -> Basket | None:
+    """The basket shared under ``name``, if any (names are matched exactly)."""
+    return session.scalar(select(Basket).where(Basket.shared_name == name))
+
+
+def reachable_basket(session: Session, basket_id: int, owner: Owner | None) -> tuple[Basket, bool]:
+    """The basket ``basket_id`` and whether ``owner`` owns it; NotFound unless owned or shared.
+
+    A basket that is neither the caller's nor shared answers exactly as one
+    that does not exist, so ids cannot be probed.
+    """
+    basket = session.get(Basket, basket_id)
+    owned = (
+        basket is not None
+        and owner is not None
+        and (
+            (owner.user_id is not None and basket.user_id == owner.user_id)
+            or (owner.session_key is not None and basket.session_key == owner.session_key)
+        )
+    )
+    if basket is None or not (owned or basket.shared_name is not None):
+        raise NotFound(f"no basket {basket_id}")
+    return basket, owned
+
+
+def shared_rows(session: Session, visibility: Visibility, basket: Basket) -> list[Any]:
+    """The visible series of a shared basket, in stable order, with NBIA's extra columns."""
+    query = joined_series().add_columns(
+        Series.protocol_name, Series.software_versions, Series.created_at
+    )
+    query = query.where(in_basket(basket.id), visible_series(visibility))
+    return list(session.execute(ordered(session, query)))

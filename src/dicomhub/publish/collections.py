@@ -4,16 +4,21 @@ Counts come from grouped SQL over the series table (which carries its
 collection id, instance count and size), so a listing costs a few queries
 whatever the archive's size.  Limited collections appear only for callers
 whose :class:`~dicomhub.publish.access.Visibility` includes them.
+
+Releases (what each promotion published, with its manifest of every instance
+and sha256) are listed per collection under the same rule: the release of a
+collection the caller may not see does not exist for them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import Select, distinct, func, select
 from sqlalchemy.orm import Session
 
-from dicomhub.core.db import Collection, Series, Study
+from dicomhub.core.db import Collection, Release, ReleaseState, Series, Study
+from dicomhub.errors import NotFound
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.query import text_key
 
@@ -99,3 +104,54 @@ def collection_detail(session: Session, visibility: Visibility, name: str) -> di
         "by_body_part": _breakdown(session, collection.id, Series.body_part_examined),
     }
     return detail
+
+
+def _visible_releases(visibility: Visibility) -> Select[Any]:
+    """Published releases of the collections the caller may see (joined by name)."""
+    return (
+        select(Release)
+        .join(Collection, Collection.name == Release.collection)
+        .where(Release.state == ReleaseState.PUBLISHED.value, visibility.collection_clause())
+    )
+
+
+def release_summary(release: Release) -> dict[str, Any]:
+    """A release as the public API lists it (the manifest is fetched by its number)."""
+    return {
+        "number": release.id,
+        "collection": release.collection,
+        "published_at": release.published_at.isoformat() if release.published_at else None,
+        "recipe_hash": release.recipe_hash,
+        "patients": release.patients,
+        "studies": release.studies,
+        "series": release.series,
+        "instances": release.instances,
+        "size": release.total_size,
+        "manifest": f"/api/releases/{release.id}/manifest.json",
+        "manifest_sha256": release.manifest_sha256,
+    }
+
+
+def list_releases(
+    session: Session, visibility: Visibility, collection: str | None = None
+) -> list[dict[str, Any]]:
+    """Published releases the caller may see, oldest first; one collection's if named.
+
+    Raises
+    ------
+    NotFound
+        ``collection`` is named but does not exist or is not visible.
+    """
+    query = _visible_releases(visibility)
+    if collection is not None:
+        visibility.require_collection(session, collection)
+        query = query.where(Release.collection == collection)
+    return [release_summary(r) for r in session.scalars(query.order_by(Release.id))]
+
+
+def visible_release(session: Session, visibility: Visibility, number: int) -> Release:
+    """Published release ``number`` if the caller may see its collection, else NotFound."""
+    found = session.scalar(_visible_releases(visibility).where(Release.id == number))
+    if not isinstance(found, Release) or not found.manifest_key:
+        raise NotFound(f"no release {number}")
+    return found

@@ -14,11 +14,16 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from dicomhub.errors import NotFound
+from dicomhub.errors import BadRequest, NotFound, Unauthorized
 from dicomhub.publish import basket as baskets
-from dicomhub.publish.collections import collection_detail, list_collections
+from dicomhub.publish.collections import (
+    collection_detail,
+    list_collections,
+    list_releases,
+    visible_release,
+)
 from dicomhub.publish.facets import facet_counts, faceted_search
-from dicomhub.publish.filters import Page, SeriesFilter, check_uid, parse_query
+from dicomhub.publish.filters import Page, SeriesFilter, check_name, check_uid, parse_query
 from dicomhub.publish.http import (
     ContextDep,
     DbDep,
@@ -55,6 +60,12 @@ class PatientList(BaseModel):
     patient_ids: list[str] = Field(min_length=1, max_length=10_000)
 
 
+class ShareName(BaseModel):
+    """The name to share a basket under."""
+
+    name: str = Field(min_length=1, max_length=64)
+
+
 class Credentials(BaseModel):
     """A local username and password."""
 
@@ -89,6 +100,30 @@ def collections(db: DbDep, seen: VisibilityDep) -> list[dict[str, Any]]:
 def collection(name: str, db: DbDep, seen: VisibilityDep) -> dict[str, Any]:
     """One collection: description, licence, citation, counts by modality and body part."""
     return collection_detail(db, seen, name)
+
+
+@router.get("/releases")
+def releases(db: DbDep, seen: VisibilityDep, collection: str | None = None) -> list[dict[str, Any]]:
+    """Published releases (counts, recipe hash, manifest sha256), of one collection if named."""
+    name = None if collection is None else check_name(collection, "collection")
+    return list_releases(db, seen, name)
+
+
+@router.get("/releases/{number}/manifest.json")
+def release_manifest(number: str, db: DbDep, seen: VisibilityDep, ctx: ContextDep) -> Response:
+    """A release's manifest (every instance and its sha256) as promotion stored it."""
+    release = visible_release(db, seen, _positive_int(number, "release number"))
+    key, sha, name = release.manifest_key, release.manifest_sha256, f"release-{release.id:08d}"
+    db.close()  # the manifest may be large; do not hold a connection while it streams
+    return StreamingResponse(
+        ctx.store.open(key),
+        media_type="application/json",
+        headers={
+            "Content-Length": str(ctx.store.size(key)),
+            "Content-Disposition": f'attachment; filename="{name}.json"',
+            "X-Content-SHA256": sha,
+        },
+    )
 
 
 @router.get("/series/{uid}")
@@ -143,9 +178,11 @@ def basket_summary(
 ) -> dict[str, Any]:
     """Counts and total size of the caller's basket."""
     owner = _owner(request, who, create=False)
-    if owner is None:
-        return baskets.summary_of_nothing()
-    return baskets.summary(db, seen, owner)
+    found = None if owner is None else baskets.find_basket(db, owner)
+    if found is None:
+        return {**baskets.summary_of_nothing(), "id": None, "shared_name": None}
+    counts = baskets.summary_of(db, seen, found)
+    return {**counts, "id": found.id, "shared_name": found.shared_name}
 
 
 @router.get("/basket/items")
@@ -259,6 +296,63 @@ def basket_manifest(
     ident, _count = _export(request, db, seen, who)
     uids = ordered_uids(db, baskets.in_basket(ident))
     return _manifest_response("".join(tcia_manifest(uids, ctx.settings.base_url)))
+
+
+@router.post("/basket/share")
+def basket_share(
+    body: ShareName, request: Request, db: DbDep, seen: VisibilityDep, who: PrincipalDep
+) -> dict[str, Any]:
+    """Share the logged-in user's basket under a unique name (NBIA getContentsByName)."""
+    require_same_origin(request)
+    if who.anonymous or who.user_id is None:
+        raise Unauthorized("log in to share a basket")
+    basket = baskets.share(db, baskets.Owner(user_id=who.user_id), body.name)
+    db.commit()
+    return {"id": basket.id, "shared_name": basket.shared_name}
+
+
+@router.delete("/basket/share")
+def basket_unshare(request: Request, db: DbDep, who: PrincipalDep) -> dict[str, Any]:
+    """Stop sharing the logged-in user's basket."""
+    require_same_origin(request)
+    if who.anonymous or who.user_id is None:
+        raise Unauthorized("log in to share a basket")
+    baskets.unshare(db, baskets.Owner(user_id=who.user_id))
+    db.commit()
+    return {"shared_name": None}
+
+
+@router.get("/baskets/{basket_id}/manifest.tcia")
+def basket_manifest_by_id(
+    basket_id: str,
+    request: Request,
+    db: DbDep,
+    seen: VisibilityDep,
+    who: PrincipalDep,
+    ctx: ContextDep,
+) -> Response:
+    """A basket's ``.tcia`` manifest by id: the owner's (all or 403), or a shared one's.
+
+    The owner gets what ``/api/basket/manifest.tcia`` gives; anyone else, once
+    the basket is shared, the series of it they may see themselves.
+    """
+    ident = _positive_int(basket_id, "basket id")
+    basket, owned = baskets.reachable_basket(db, ident, _owner(request, who, create=False))
+    conditions = [baskets.in_basket(basket.id)]
+    if owned:
+        baskets.exportable_basket(db, seen, basket)
+    else:
+        conditions.append(baskets.visible_series(seen))
+    uids = list(ordered_uids(db, *conditions))
+    if not uids:
+        raise NotFound("the basket is empty")
+    return _manifest_response("".join(tcia_manifest(uids, ctx.settings.base_url)))
+
+
+def _positive_int(text: str, what: str) -> int:
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 12 and int(text) > 0):
+        raise BadRequest(f"{what} must be a positive integer, got {text[:40]!r}")
+    return int(text)
 
 
 @router.get("/basket/series.csv")
