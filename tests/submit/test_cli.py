@@ -103,6 +103,8 @@ def test_kit_sponsor_filter_and_pixel_rules(intake: Intake, tmp_path: Path) -> N
     assert kit.body.burned_in.manufacturers == ("Acme Imaging",)
     assert kit.body.burned_in.risky_modalities == ("US",)
     assert kit.recipe().clean_pixels[0].regions == ((0, 0, 640, 40),)
+    shown = run("submit", "check-kit", str(out))
+    assert "clean pixel data of US: blank 640x40 at (0, 0)" in shown.output
     rules.write_text("[filter]\nrisky_modalities = 3\n")
     bad = run("kits", "create", "--collection", "LUNG1", "--site", "S1", "--token", token,
               "--intake-url", intake.url, "--out", str(tmp_path / "k2.json"),

@@ -278,6 +278,9 @@ def check_kit_command(kit_file: Annotated[Path, typer.Argument(help="The kit fil
     )
     console.print(f"  date offset {recipe.date_offset_days} days, UID root {recipe.uid_root}")
     console.print(f"  options: {', '.join(o.meaning for o in recipe.options()) or 'Basic only'}")
+    for rule in recipe.clean_pixels:
+        boxes = ", ".join(f"{w}x{h} at ({x}, {y})" for x, y, w, h in rule.regions)
+        console.print(f"  clean pixel data of {escape(rule.label())}: blank {boxes}")
     console.print(f"  recipe hash {recipe.recipe_hash()}")
 
 
