@@ -21,9 +21,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from dicomhub.core.auth import Action, Principal, can, reach
-from dicomhub.core.db import Access, Collection
+from dicomhub.core.auth import Action, Principal, authenticate_password, can, reach
+from dicomhub.core.auth.ldap import authenticate_ldap
+from dicomhub.core.db import Access, Collection, User
 from dicomhub.errors import NotFound
+from dicomhub.settings import LdapSettings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -84,3 +86,22 @@ def visibility(principal: Principal) -> Visibility:
 def nothing() -> ColumnElement[bool]:
     """A condition matching no row (used when a filter names no visible collection)."""
     return false()
+
+
+# -- login: local accounts and the directory -------------------------------------------
+
+
+def authenticate(
+    session: Session, ldap: LdapSettings | None, username: str, password: str, origin: str
+) -> Principal:
+    """The principal of a username and password: a local account's, or the directory's.
+
+    A local account always logs in with its own password (the directory is not
+    asked, so a directory entry of the same name cannot take it over); any
+    other name goes to the directory when one is configured.  Both refuse with
+    the same words.
+    """
+    user = session.scalar(select(User).where(User.username == username))
+    if ldap is not None and (user is None or user.source == "ldap"):
+        return authenticate_ldap(session, ldap, username, password, origin=origin)
+    return authenticate_password(session, username, password, origin=origin)

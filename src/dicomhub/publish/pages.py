@@ -26,10 +26,11 @@ from dicomhub.publish.http import (
     PrincipalDep,
     VisibilityDep,
     basket_owner,
-    log_in,
     log_out,
+    public_context,
     require_same_origin,
 )
+from dicomhub.publish.routes import sign_in
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -214,7 +215,8 @@ async def login_submit(
     require_same_origin(request)
     fields = dict(await _form_items(request))
     try:
-        log_in(request, db, fields.get("username", "")[:128], fields.get("password", "")[:1024])
+        username, password = fields.get("username", "")[:128], fields.get("password", "")[:1024]
+        sign_in(request, db, public_context(request).settings.ldap, username, password)
     except Unauthorized:
         db.rollback()
         values = {"failed": True, "username": fields.get("username", "")[:128]}

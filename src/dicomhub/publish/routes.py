@@ -13,9 +13,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
+from dicomhub.core.auth import Principal
 from dicomhub.errors import BadRequest, NotFound, Unauthorized
 from dicomhub.publish import basket as baskets
+from dicomhub.publish.access import authenticate
 from dicomhub.publish.collections import (
     collection_detail,
     list_collections,
@@ -25,12 +28,13 @@ from dicomhub.publish.collections import (
 from dicomhub.publish.facets import facet_counts, faceted_search
 from dicomhub.publish.filters import Page, SeriesFilter, check_name, check_uid, parse_query
 from dicomhub.publish.http import (
+    SESSION_BASKET,
+    SESSION_USER,
     ContextDep,
     DbDep,
     PrincipalDep,
     VisibilityDep,
     basket_owner,
-    log_in,
     log_out,
     require_same_origin,
 )
@@ -43,6 +47,7 @@ from dicomhub.publish.manifests import (
 )
 from dicomhub.publish.query import search_series, series_detail, series_scope
 from dicomhub.publish.zipstream import zip_series
+from dicomhub.settings import LdapSettings
 
 router = APIRouter(prefix="/api", tags=["public"])
 
@@ -387,11 +392,28 @@ def basket_zip(
 # -- login ---------------------------------------------------------------------
 
 
+def sign_in(
+    request: Request, session: Session, ldap: LdapSettings | None, username: str, password: str
+) -> Principal:
+    """Check the credentials, put the user in the session cookie, keep the guest basket."""
+    origin = request.client.host if request.client else ""
+    principal = authenticate(session, ldap, username, password, origin)
+    cookie: dict[str, object] = request.session if "session" in request.scope else {}
+    guest_key = cookie.get(SESSION_BASKET)
+    if isinstance(guest_key, str) and principal.user_id is not None:
+        guest, user = baskets.Owner(session_key=guest_key), baskets.Owner(user_id=principal.user_id)
+        baskets.merge_into(session, guest, user)
+    cookie.clear()
+    cookie[SESSION_USER] = principal.user_id
+    session.commit()
+    return principal
+
+
 @router.post("/login")
-def login(body: Credentials, request: Request, db: DbDep) -> dict[str, Any]:
-    """Log in with a local password; the session cookie carries the login."""
+def login(body: Credentials, request: Request, db: DbDep, ctx: ContextDep) -> dict[str, Any]:
+    """Log in with a local password or through the directory; the session cookie keeps it."""
     require_same_origin(request)
-    principal = log_in(request, db, body.username, body.password)
+    principal = sign_in(request, db, ctx.settings.ldap, body.username, body.password)
     return {"username": principal.username}
 
 
