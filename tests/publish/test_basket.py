@@ -142,6 +142,7 @@ def test_manifest_csv_and_zip_of_a_basket(public_site: PublicSite, tmp_path: Pat
 
         answer = guest.get("/api/basket/download.zip")
         assert answer.status_code == 200
+        assert answer.headers["content-length"] == str(len(answer.content))
         archive = zipfile.ZipFile(io.BytesIO(answer.content))
     names = archive.namelist()
     assert f"{BRAIN}/LICENSE.txt" in names

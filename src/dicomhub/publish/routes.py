@@ -46,7 +46,7 @@ from dicomhub.publish.manifests import (
     tcia_manifest,
 )
 from dicomhub.publish.query import search_series, series_detail, series_scope
-from dicomhub.publish.zipstream import zip_series
+from dicomhub.publish.zipstream import zip_length, zip_series
 from dicomhub.settings import LdapSettings
 
 router = APIRouter(prefix="/api", tags=["public"])
@@ -382,11 +382,11 @@ def basket_zip(
     stream = zip_series(
         ctx.db.sessions, ctx.store, conditions, expected_series=count, now=datetime.now(UTC)
     )
-    return StreamingResponse(
-        stream,
-        media_type="application/zip",
-        headers={"Content-Disposition": 'attachment; filename="dicomhub-basket.zip"'},
-    )
+    headers = {"Content-Disposition": 'attachment; filename="dicomhub-basket.zip"'}
+    length = zip_length(ctx.db.sessions, conditions)
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    return StreamingResponse(stream, media_type="application/zip", headers=headers)
 
 
 # -- login ---------------------------------------------------------------------

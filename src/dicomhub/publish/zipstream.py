@@ -9,6 +9,11 @@ Each blob is checked against the size and SHA-256 recorded when it was
 published; a missing or altered blob raises in the middle of the stream, which
 aborts the HTTP response, so a client sees a broken transfer and never a
 complete-looking but short archive.
+
+The archive's length is known before the first byte whenever it needs no
+ZIP64 records (under 4 GB, under 65,535 entries): stored entries of known
+sizes and names make every header's size fixed, so the response can carry a
+``Content-Length`` and a client can show progress and detect a short copy.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhub.core.db import Collection, Instance, Patient, Series, Study
@@ -110,6 +115,63 @@ def _licence_text(row: _SeriesRow) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+#: Bytes a stored entry adds besides its name (twice) and data: local header (30),
+#: data descriptor (16, the stream is unseekable), central directory record (46).
+_ENTRY_OVERHEAD = 30 + 16 + 46
+_END_RECORD = 22
+#: Lengths are given only well below where zipfile would switch to ZIP64 records.
+_LENGTH_LIMIT = int(zipfile.ZIP64_LIMIT * 0.9)
+_MAX_ENTRIES = zipfile.ZIP_FILECOUNT_LIMIT - 1
+
+
+def zip_length(
+    sessions: sessionmaker[Session], conditions: Sequence[ColumnElement[bool]]
+) -> int | None:
+    """The exact size of :func:`zip_series` for ``conditions``, or None if it needs ZIP64."""
+    with sessions() as session:
+        series = _series_rows(session, conditions)
+        stats: dict[int, tuple[int, int]] = {}
+        ids = [row.id for row in series]
+        for start in range(0, len(ids), _SERIES_BATCH * 5):
+            chunk = ids[start : start + _SERIES_BATCH * 5]
+            query = (
+                select(Instance.series_id, func.count(), func.coalesce(func.sum(Instance.size), 0))
+                .where(Instance.series_id.in_(chunk))
+                .group_by(Instance.series_id)
+            )
+            stats.update({sid: (int(n), int(size)) for sid, n, size in session.execute(query)})
+    total, entries = _END_RECORD, 0
+    licences: dict[str, _SeriesRow] = {}
+    for row in series:
+        folder = safe_component(row.collection)
+        licences.setdefault(folder, row)
+        count, size = stats.get(row.id, (0, 0))
+        if count > 999_999:
+            return None
+        name = len(_instance_name(row, 1))
+        total += count * (2 * name + _ENTRY_OVERHEAD) + size
+        entries += count
+    for folder, row in licences.items():
+        total += 2 * len(f"{folder}/LICENSE.txt") + _ENTRY_OVERHEAD + len(_licence_text(row))
+        entries += 1
+    if entries > _MAX_ENTRIES or total > _LENGTH_LIMIT:
+        return None
+    return total
+
+
+def _instance_name(row: _SeriesRow, number: int) -> str:
+    """The entry name of the ``number``-th instance of a series (ASCII: safe parts, UIDs)."""
+    return "/".join(
+        (
+            safe_component(row.collection),
+            safe_component(row.patient_id),
+            row.study_uid,
+            row.uid,
+            f"{number:06d}.dcm",
+        )
+    )
+
+
 def _entry(name: str, size: int, when: datetime) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
     info.compress_type = zipfile.ZIP_STORED
@@ -177,15 +239,7 @@ def _write_batch(
     for series_id, key, size, sha256 in session.execute(query).all():
         row = by_id[series_id]
         numbers[series_id] = numbers.get(series_id, 0) + 1
-        name = "/".join(
-            (
-                safe_component(row.collection),
-                safe_component(row.patient_id),
-                row.study_uid,
-                row.uid,
-                f"{numbers[series_id]:06d}.dcm",
-            )
-        )
+        name = _instance_name(row, numbers[series_id])
         digest = hashlib.sha256()
         written = 0
         with zf.open(_entry(name, size, now), "w") as out:
