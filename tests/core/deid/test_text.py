@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import random
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 
 from dicomhub.core.deid import deidentify
@@ -59,3 +64,45 @@ def test_descriptors_cleaned_of_the_headers_own_identifiers() -> None:
     assert out.StudyDescription == "CHEST"
     assert out.ImageComments == "seen by Dr"
     assert out.InstitutionName == "General Hospital"  # the option keeps the attribute itself
+
+
+CLINICAL = st.sampled_from(
+    ["CT", "CHEST", "W/O", "CONTRAST", "AXIAL", "5mm", "T1", "MPRAGE", "LUNG", "FU", "3D",
+     "PET-CT", "WB", "(AC)", "LIVER", "0.6", "B19f", "STND", "ABD/PEL", "-"]
+)  # fmt: skip
+NAMES = st.sampled_from(["Fairweather", "Hargreaves", "Ignatius", "Wilhelmina", "Duquesne"])
+
+
+@st.composite
+def planted_dates(draw: st.DrawFn) -> str:
+    day = draw(st.dates(dt.date(1930, 1, 1), dt.date(2030, 12, 31)))
+    form = draw(
+        st.sampled_from(["%Y%m%d", "%Y-%m-%d", "%d.%m.%Y", "%m/%d/%Y", "%d %b %Y", "%B %d, %Y"])
+    )
+    return day.strftime(form)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(CLINICAL, min_size=1, max_size=6),
+    st.lists(st.one_of(NAMES, planted_dates(), st.from_regex(r"MRN\d{6,8}", fullmatch=True)),
+             min_size=1, max_size=3),
+    st.randoms(use_true_random=False),
+)  # fmt: skip
+def test_planted_phi_never_survives_cleaning(
+    words: list[str], phi: list[str], rnd: random.Random
+) -> None:
+    """Names and IDs of the header and dates in any common form go; clinical words stay."""
+    tokens = words + phi
+    rnd.shuffle(tokens)
+    family = [p for p in phi if p.isalpha()]
+    ids = [p for p in phi if p.startswith("MRN")]
+    known = (*(f"{f}^Anna" for f in family), *ids)
+    out = TextCleaner(known)(" ".join(tokens))
+    for value in phi:
+        assert value not in out
+    for digits in ("".join(c for c in p if c.isdigit()) for p in phi):
+        assert len(digits) < 4 or digits not in out.replace(" ", "")
+    for word in words:
+        if word != "-":
+            assert word in out
