@@ -64,6 +64,7 @@ class PublicSettings(BaseModel):
     job_executor: Literal["inprocess", "dask"]
     dask_scheduler: str | None
     ldap: LdapSettings | None
+    guest_basket_days: int = 30
 
 
 class IntakeSettings(BaseModel):
@@ -132,6 +133,7 @@ class Settings(BaseSettings):
     )
     dask_scheduler: str | None = Field(None, description="dask scheduler address (tcp://...).")
     ldap: LdapSettings | None = Field(None, description="LDAP login, if any.")
+    guest_basket_days: int = Field(30, ge=1, le=3650, description="Days a guest basket lives.")
     log_level: str = Field("INFO", description="Logging level of the servers and CLI.")
 
     @field_validator("intake_database_url", "public_database_url")
@@ -225,6 +227,7 @@ class Settings(BaseSettings):
             job_executor=self.job_executor,
             dask_scheduler=self.dask_scheduler,
             ldap=self.ldap,
+            guest_basket_days=self.guest_basket_days,
         )
 
     def intake(self) -> IntakeSettings:
