@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -441,3 +442,26 @@ def shared_rows(session: Session, visibility: Visibility, basket: Basket) -> lis
     )
     query = query.where(in_basket(basket.id), visible_series(visibility))
     return list(session.execute(ordered(session, query)))
+
+
+# -- guest basket expiry -------------------------------------------------------------
+
+
+def sweep_guest_baskets(session: Session, days: int, *, now: datetime | None = None) -> int:
+    """Delete guest baskets not changed for ``days`` days; returns how many went.
+
+    A guest's basket hangs on a browser cookie that may never come back, so
+    untouched ones are removed rather than kept for ever.  Users' baskets are
+    never swept, and neither is a guest basket someone is still filling (every
+    add moves its ``updated_at``).
+    """
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    stale = select(Basket.id).where(Basket.session_key.is_not(None), Basket.updated_at < cutoff)
+    ids = list(session.scalars(stale))
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        session.execute(delete(BasketItem).where(BasketItem.basket_id.in_(chunk)))
+        session.execute(delete(Basket).where(Basket.id.in_(chunk)))
+    if ids:
+        LOGGER.info("removed %d guest baskets untouched for %d days", len(ids), days)
+    return len(ids)

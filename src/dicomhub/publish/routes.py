@@ -7,6 +7,7 @@ the error mapping of the web shell turn archive errors into statuses.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from dicomhub.publish.http import (
     VisibilityDep,
     basket_owner,
     log_out,
+    public_context,
     require_same_origin,
 )
 from dicomhub.publish.manifests import (
@@ -173,8 +175,34 @@ def _manifest_response(text: str) -> Response:
 # -- the basket ----------------------------------------------------------------
 
 
+#: How often (seconds) a guest's first add also sweeps out expired guest baskets.
+SWEEP_EVERY = 3600.0
+_last_sweep: dict[str, float] = {}
+
+
 def _owner(request: Request, principal: Any, *, create: bool) -> baskets.Owner | None:
-    return basket_owner(request, principal, create=create)
+    owner = basket_owner(request, principal, create=create)
+    if create and owner is not None and owner.session_key is not None:
+        _sweep_now_and_then(request)
+    return owner
+
+
+def _sweep_now_and_then(request: Request) -> None:
+    """Expire stale guest baskets at most once per :data:`SWEEP_EVERY` per process.
+
+    Guest baskets are only ever created here, so sweeping on the way costs
+    nothing while nobody uses the archive, needs no scheduler, and bounds how
+    many guest baskets can pile up.
+    """
+    context = public_context(request)
+    key = context.settings.database_url
+    now = time.monotonic()
+    if now - _last_sweep.get(key, -SWEEP_EVERY) < SWEEP_EVERY:
+        return
+    _last_sweep[key] = now
+    with context.db.sessions() as session:
+        baskets.sweep_guest_baskets(session, context.settings.guest_basket_days)
+        session.commit()
 
 
 @router.get("/basket")
