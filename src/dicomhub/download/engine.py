@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
@@ -23,25 +22,19 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from dicomhub.download import report
-from dicomhub.download.bulk import BulkFetcher
+from dicomhub.download.bulkrun import BulkLoop, now_text, store_metadata
 from dicomhub.download.client import METADATA_BATCH, RetryPolicy, Server
 from dicomhub.download.fetch import Failed, Fetched, Fetcher, Job, Stopped, move_into_place
 from dicomhub.download.layout import Layout, series_folder
-from dicomhub.download.metadata import normalise
 from dicomhub.download.sources import Source
 from dicomhub.download.state import DONE, Counts, State
 from dicomhub.errors import BadRequest, StorageError
 
 LOGGER = logging.getLogger(__name__)
-
-#: Series per bulk request at most, and the expected bytes that close a batch early.
-BULK_BATCH = 250
-BULK_BATCH_BYTES = 512 * 1024 * 1024
 
 
 class Progress(Protocol):
@@ -143,7 +136,8 @@ class Run:
         self._check_layout()
         self.server.probe()
         planned = self._plan()
-        self._metadata()
+        # The bulk path asks for the rest while it downloads (see bulkrun).
+        self._metadata(1 if self.server.bulk and not self.options.dry_run else None)
         self._recover()
         summary = Summary(self.source.label, self.server.base_url, self.state.counts())
         summary.planned = planned
@@ -204,21 +198,21 @@ class Run:
             raise BadRequest(f"{self.source.label} lists no series")
         return planned
 
-    def _metadata(self) -> None:
+    def _metadata(self, chunks: int | None = None) -> None:
+        """Ask for the series' metadata, 1,000 at a time (only ``chunks`` of them if given)."""
         after = 0
-        while batch := self.state.needing_meta(METADATA_BATCH, after):
+        done = 0
+        while (chunks is None or done < chunks) and (
+            batch := self.state.needing_meta(METADATA_BATCH, after)
+        ):
             after = batch[-1][0]
             uids = [uid for _, uid in batch]
-            rows = [normalise(row) for row in self.server.series_metadata(uids)]
-            wanted = set(uids)
-            found = [row for row in rows if row.get("uid") in wanted]
-            self.state.set_meta_rows(found)
-            seen = {row["uid"] for row in found}
-            self.state.mark_unknown(uid for uid in uids if uid not in seen)
+            store_metadata(self.state, uids, self.server.series_metadata(uids))
+            done += 1
 
     def _recover(self) -> None:
         """Finish what a stopped run verified; re-fetch done series whose folder was removed."""
-        self._place_staged()
+        self.place_staged()
         if self.staging.is_dir():  # what a stopped run left half-fetched: never verified
             for leftover in self.staging.iterdir():
                 if leftover.is_dir():
@@ -233,7 +227,7 @@ class Run:
                     LOGGER.warning("series %s was removed from %s; fetching it again", uid, path)
                     self.state.reset_to_pending(uid)
 
-    def _place_staged(self) -> None:
+    def place_staged(self) -> None:
         """Move every verified series still in staging to its place (or mark it pending)."""
         for row in self.state.staged():
             staged = Path(row["staged"]) if row["staged"] else None
@@ -272,7 +266,7 @@ class Run:
         self.progress.begin(todo, pending_bytes)
         self.staging.mkdir(parents=True, exist_ok=True)
         if self.server.bulk:
-            self._download_bulk(summary, todo)
+            BulkLoop(self, summary, todo).execute()
             return
         stop = threading.Event()
         fetcher = Fetcher(
@@ -318,123 +312,6 @@ class Run:
         if fatal is not None:
             raise fatal
 
-    def _batches(self, todo: int) -> Iterator[list[Job]]:
-        """Jobs in groups for one bulk request each: enough groups to keep every worker busy."""
-        workers = self.options.workers
-        size = max(1, min(self.server.bulk_max_series, BULK_BATCH, -(-todo // (2 * workers))))
-        batch: list[Job] = []
-        nbytes = 0
-        for job in self._jobs():
-            batch.append(job)
-            nbytes += job.expected_size or 0
-            if len(batch) >= size or nbytes >= BULK_BATCH_BYTES:
-                yield batch
-                batch, nbytes = [], 0
-        if batch:
-            yield batch
-
-    def _download_bulk(self, summary: Summary, todo: int) -> None:
-        """Many series per request; each verified series is recorded as soon as it lands."""
-        stop = threading.Event()
-        settled: queue.SimpleQueue[Fetched | Failed] = queue.SimpleQueue()
-        fetcher = BulkFetcher(
-            self.server, self.staging, self.options.layout, self.options.policy, stop,
-            self.progress.advance,
-        )  # fmt: skip
-        workers = self.options.workers
-        batches = self._batches(todo)
-        inflight: set[Future[None]] = set()
-        fatal: BaseException | None = None
-        with ThreadPoolExecutor(workers, thread_name_prefix="fetch") as pool:
-            while True:
-                while fatal is None and len(inflight) < workers:
-                    batch = next(batches, None)
-                    if batch is None:
-                        break
-                    inflight.add(pool.submit(fetcher.fetch, batch, settled.put))
-                if not inflight:
-                    break
-                try:
-                    done, _ = wait(inflight, timeout=0.2, return_when=FIRST_COMPLETED)
-                except BaseException as exc:  # Ctrl-C: stop workers, keep what they finished
-                    fatal = fatal or exc
-                    stop.set()
-                    continue
-                fatal = self._drain(settled, summary, fatal, stop)
-                for future in done:
-                    inflight.discard(future)
-                    try:
-                        future.result()
-                    except Stopped:
-                        continue
-                    except BaseException as exc:
-                        if fatal is None:
-                            fatal = exc
-                            stop.set()
-                if fatal is not None:
-                    inflight = {future for future in inflight if not future.cancel()}
-        fatal = self._drain(settled, summary, fatal, stop)
-        if fatal is not None:
-            self._place_staged()  # an interrupted record leaves verified series behind
-            raise fatal
-
-    def _drain(
-        self,
-        settled: queue.SimpleQueue[Fetched | Failed],
-        summary: Summary,
-        fatal: BaseException | None,
-        stop: threading.Event,
-    ) -> BaseException | None:
-        """Record every series the workers settled since the last call (one transaction)."""
-        results: list[Fetched | Failed] = []
-        while True:
-            try:
-                results.append(settled.get_nowait())
-            except queue.Empty:
-                break
-        if not results:
-            return fatal
-        try:
-            self._record_many(results, summary)
-        except BaseException as exc:
-            if fatal is None:
-                stop.set()
-                return exc
-        return fatal
-
-    def _record_many(self, results: list[Fetched | Failed], summary: Summary) -> None:
-        """Like :meth:`_record` for many: verified rows committed before any folder moves."""
-        fetched = [r for r in results if isinstance(r, Fetched)]
-        self.state.execute("BEGIN")
-        try:
-            for result in results:
-                if isinstance(result, Failed):
-                    self.state.mark_failed(
-                        result.uid, result.status, result.message, result.attempts
-                    )
-                else:
-                    self.state.mark_verified(
-                        result.uid, str(result.staged), str(result.folder), result.files,
-                        result.nbytes, result.sha256,
-                    )  # fmt: skip
-        except BaseException:
-            if self.state.db.in_transaction:
-                self.state.execute("ROLLBACK")
-            raise
-        self.state.execute("COMMIT")
-        when = _now()
-        self.state.execute("BEGIN")
-        try:
-            for result in fetched:
-                move_into_place(result.staged, self.dest / result.folder)
-                self.state.mark_done(result.uid, when)
-                summary.fetched_series += 1
-                summary.fetched_bytes += result.nbytes
-        finally:
-            self.state.execute("COMMIT")
-        for result in results:
-            self.progress.finished(isinstance(result, Fetched))
-
     def _record(self, result: Fetched | Failed, summary: Summary) -> None:
         if isinstance(result, Failed):
             self.state.mark_failed(result.uid, result.status, result.message, result.attempts)
@@ -464,7 +341,7 @@ def _int(value: Any) -> int | None:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return now_text()
 
 
 __all__ = ["NoProgress", "Options", "Progress", "Run", "Summary", "check_dest"]

@@ -245,6 +245,17 @@ class State:
             )
         )
 
+    def to_fetch_ready(self, after: int, limit: int, pending_only: bool) -> list[sqlite3.Row]:
+        """Like :meth:`to_fetch`, for series whose metadata is in (``pending_only``: no failed)."""
+        statuses = "('pending')" if pending_only else "('pending', 'failed')"
+        return list(
+            self.execute(
+                f"SELECT * FROM series WHERE status IN {statuses} AND has_meta = 1 "
+                "AND uid IN (SELECT uid FROM planned) AND seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            )
+        )
+
     def staged(self) -> list[sqlite3.Row]:
         """Series verified in staging but not yet moved into place (a run stopped between)."""
         return list(self.execute("SELECT * FROM series WHERE status = 'verified'"))
