@@ -91,6 +91,8 @@ def pynetdicom_send(port: int, files: Sequence[Path], aet: str = "PACS") -> dict
     ae.requested_contexts = [build_context(cls, [syntax]) for cls, syntax in sorted(pairs)]
     assoc = ae.associate("127.0.0.1", port, ae_title=LISTEN_AE)
     assert assoc.is_established
+    assert assoc.dul.socket is not None
+    assert assoc.dul.socket.socket is not None
     assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     statuses: dict[str, int] = {}
     try:

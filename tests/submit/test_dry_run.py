@@ -26,8 +26,14 @@ def dry_run(
     return Pipeline(load_kit(kit), load_idmap(idmap), options).run(), options
 
 
+def out_of(options: Options) -> Path:
+    """The dry run's output folder (always set for a dry run)."""
+    assert options.out is not None
+    return options.out
+
+
 def phi_hits(folder: Path, phi: set[str]) -> list[tuple[str, str]]:
-    hits = []
+    hits: list[tuple[str, str]] = []
     for path in folder.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
@@ -61,7 +67,7 @@ def test_dry_run_quarantines_each_bad_input_with_its_reason(run_with_bad_inputs:
     assert len(burned) == len(risky)
     sendable = len(manifest.files) - len(risky)
     assert summary.stages["deidentified"] == sendable
-    assert len(list(options.out.rglob("*.dcm"))) == sendable
+    assert len(list(out_of(options).rglob("*.dcm"))) == sendable
     assert summary.quarantined == {
         "burned_in": len(risky), "truncated": 1, "no_patient_id": 1, "unmapped_patient": 1,
         "unknown_transfer_syntax": 1,
@@ -70,7 +76,7 @@ def test_dry_run_quarantines_each_bad_input_with_its_reason(run_with_bad_inputs:
 
 def test_dry_run_output_has_no_planted_phi_and_maps_stay_local(run_with_bad_inputs: Run) -> None:
     _, options, _, manifest = run_with_bad_inputs
-    assert phi_hits(options.out, manifest.phi_values()) == []
+    assert phi_hits(out_of(options), manifest.phi_values()) == []
     folder = state_folder(options)
     with (folder / "mapping" / "patient_map.csv").open() as handle:
         rows = list(csv.reader(handle))
@@ -79,7 +85,7 @@ def test_dry_run_output_has_no_planted_phi_and_maps_stay_local(run_with_bad_inpu
     uid_rows = (folder / "mapping" / "uid_map.csv").read_text()
     assert all(f.sop_instance_uid in uid_rows for f in manifest.files if f.modality == "CT")
     assert (folder / "mapping" / "uid_map.csv").stat().st_mode & 0o777 == 0o600
-    out = next(options.out.rglob("*.dcm"))
+    out = next(out_of(options).rglob("*.dcm"))
     ds = dcmread(out)
     assert ds.PatientIdentityRemoved == "YES"
     assert ds.ClinicalTrialProtocolID == "LUNG1"
@@ -96,7 +102,7 @@ def test_second_dry_run_does_nothing_again(
     run_with_bad_inputs: Run, kit_path: Path, idmap_path: Path
 ) -> None:
     summary, options, _, _ = run_with_bad_inputs
-    again, _ = dry_run(kit_path, idmap_path, options.folders[0], options.work, options.out)
+    again, _ = dry_run(kit_path, idmap_path, options.folders[0], options.work, out_of(options))
     assert again.deidentified_this_run == 0
     assert again.stages == summary.stages
 
