@@ -9,10 +9,66 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
-from dicomhub.core.db import Instance, Patient, Series, Study
+from dicomhub.core.db import Instance
 from dicomhub.publish.dicomweb.qido import Query, tag_of
+
+
+class SeriesFields(Protocol):
+    """What a series result reads: a :class:`~dicomhub.core.db.Series` or a lighter row."""
+
+    @property
+    def series_date(self) -> date | None: ...
+    @property
+    def modality(self) -> str: ...
+    @property
+    def manufacturer(self) -> str: ...
+    @property
+    def series_description(self) -> str: ...
+    @property
+    def manufacturer_model_name(self) -> str: ...
+    @property
+    def body_part_examined(self) -> str: ...
+    @property
+    def series_instance_uid(self) -> str: ...
+    @property
+    def series_number(self) -> int | None: ...
+    @property
+    def instance_count(self) -> int: ...
+
+
+class StudyFields(Protocol):
+    """What a study result reads of a study."""
+
+    @property
+    def study_date(self) -> date | None: ...
+    @property
+    def study_time(self) -> str: ...
+    @property
+    def accession_number(self) -> str: ...
+    @property
+    def study_description(self) -> str: ...
+    @property
+    def patient_age(self) -> str: ...
+    @property
+    def study_instance_uid(self) -> str: ...
+    @property
+    def study_id(self) -> str: ...
+
+
+class PatientFields(Protocol):
+    """What a study result reads of a patient."""
+
+    @property
+    def patient_name(self) -> str: ...
+    @property
+    def patient_id(self) -> str: ...
+    @property
+    def patient_sex(self) -> str: ...
+    @property
+    def patient_age(self) -> str: ...
+
 
 CHARSET = {"00080005": {"vr": "CS", "Value": ["ISO_IR 192"]}}
 ONLINE = {"00080056": {"vr": "CS", "Value": ["ONLINE"]}}
@@ -40,7 +96,7 @@ def _value(vr: str, value: Any) -> dict[str, Any]:
     return {"vr": vr, "Value": [value]}
 
 
-def _patient(patient: Patient) -> dict[str, Any]:
+def _patient(patient: PatientFields) -> dict[str, Any]:
     return {
         "00100010": _value("PN", patient.patient_name),
         "00100020": _value("LO", patient.patient_id),
@@ -49,7 +105,7 @@ def _patient(patient: Patient) -> dict[str, Any]:
     }
 
 
-def _study(study: Study, patient: Patient) -> dict[str, Any]:
+def _study(study: StudyFields, patient: PatientFields) -> dict[str, Any]:
     return {
         "00080020": _value("DA", study.study_date),
         "00080030": _value("TM", study.study_time),
@@ -63,7 +119,7 @@ def _study(study: Study, patient: Patient) -> dict[str, Any]:
     }
 
 
-def _series(series: Series) -> dict[str, Any]:
+def _series(series: SeriesFields) -> dict[str, Any]:
     return {
         "00080021": _value("DA", series.series_date),
         "00080060": _value("CS", series.modality),
@@ -82,7 +138,7 @@ def _sorted(attributes: dict[str, Any]) -> dict[str, Any]:
 
 
 def study_result(
-    study: Study, patient: Patient, counts: tuple[int, int, list[str]], base: str
+    study: StudyFields, patient: PatientFields, counts: tuple[int, int, list[str]], base: str
 ) -> dict[str, Any]:
     """One study of a QIDO-RS study search."""
     n_series, n_instances, modalities = counts
@@ -100,7 +156,7 @@ def study_result(
 
 
 def series_result(
-    series: Series, study: Study, patient: Patient, query: Query, base: str
+    series: SeriesFields, study: StudyFields, patient: PatientFields, query: Query, base: str
 ) -> dict[str, Any]:
     """One series of a QIDO-RS series search (study attributes when searching all series)."""
     url = f"{base}/studies/{study.study_instance_uid}/series/{series.series_instance_uid}"
@@ -113,9 +169,9 @@ def series_result(
 
 def instance_result(
     instance: Instance,
-    series: Series,
-    study: Study,
-    patient: Patient,
+    series: SeriesFields,
+    study: StudyFields,
+    patient: PatientFields,
     query: Query,
     base: str,
 ) -> dict[str, Any]:

@@ -246,10 +246,80 @@ def studies(session: Session, seen: Visibility, query: Query) -> list[Any]:
     return list(session.execute(stmt))
 
 
-def series(session: Session, seen: Visibility, query: Query) -> list[Any]:
-    """One page of matching visible series (Series, Study, Patient), in series order."""
+@dataclass(frozen=True, slots=True)
+class SeriesHit:
+    """The series columns a series result shows (in :data:`_SERIES_COLUMNS` order)."""
+
+    series_date: date | None
+    modality: str
+    manufacturer: str
+    series_description: str
+    manufacturer_model_name: str
+    body_part_examined: str
+    series_instance_uid: str
+    series_number: int | None
+    instance_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StudyHit:
+    """The study columns a series result may show."""
+
+    study_date: date | None
+    study_time: str
+    accession_number: str
+    study_description: str
+    patient_age: str
+    study_instance_uid: str
+    study_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PatientHit:
+    """The patient columns a series result may show."""
+
+    patient_name: str
+    patient_id: str
+    patient_sex: str
+    patient_age: str
+
+
+_SERIES_COLUMNS: tuple[Any, ...] = (
+    Series.series_date,
+    Series.modality,
+    Series.manufacturer,
+    Series.series_description,
+    Series.manufacturer_model_name,
+    Series.body_part_examined,
+    Series.series_instance_uid,
+    Series.series_number,
+    Series.instance_count,
+    Study.study_date,
+    Study.study_time,
+    Study.accession_number,
+    Study.study_description,
+    Study.patient_age,
+    Study.study_instance_uid,
+    Study.study_id,
+    Patient.patient_name,
+    Patient.patient_id,
+    Patient.patient_sex,
+    Patient.patient_age,
+)
+
+
+def series(
+    session: Session, seen: Visibility, query: Query
+) -> list[tuple[SeriesHit, StudyHit, PatientHit]]:
+    """One page of matching visible series, in series order.
+
+    Plain columns rather than ORM entities: a page is a hundred rows that are
+    only read once, and loading three mapped objects per row cost more than
+    the search itself.
+    """
     stmt = (
-        select(Series, Study, Patient)
+        select(*_SERIES_COLUMNS)
+        .select_from(Series)
         .join(Study, Study.id == Series.study_id)
         .join(Patient, Patient.id == Study.patient_id)
         .where(visible(seen), *query.conditions, *query.study_conditions)
@@ -257,7 +327,11 @@ def series(session: Session, seen: Visibility, query: Query) -> list[Any]:
         .limit(query.limit)
         .offset(query.offset)
     )
-    return list(session.execute(stmt))
+    out = []
+    for row in session.execute(stmt):
+        values = tuple(row)
+        out.append((SeriesHit(*values[:9]), StudyHit(*values[9:16]), PatientHit(*values[16:])))
+    return out
 
 
 def instances(session: Session, seen: Visibility, query: Query) -> list[Any]:
