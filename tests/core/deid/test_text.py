@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import tomllib
 
 import pytest
 from hypothesis import given, settings
@@ -106,3 +107,15 @@ def test_planted_phi_never_survives_cleaning(
     for word in words:
         if word != "-":
             assert word in out
+
+
+def test_demo_recipe_keeps_descriptions_without_phi() -> None:
+    from dicomhub.cli.demo import DEMO_RECIPE
+
+    rules = tomllib.loads(DEMO_RECIPE)["recipe"]
+    out = run(
+        ct(SeriesDescription="CT CHEST W/O CONTRAST", StudyDescription="CT CHEST 2020-01-15"),
+        **rules,
+    )
+    assert out.SeriesDescription == "CT CHEST W/O CONTRAST"
+    assert out.StudyDescription == "CT CHEST"
