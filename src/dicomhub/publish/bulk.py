@@ -115,8 +115,10 @@ def visible_series(
     return [(found[uid], uid) for uid in wanted if uid in found]
 
 
-def file_rows(session: Session, series: Sequence[tuple[int, str]]) -> Iterator[FileRow]:
-    """Every file of ``series`` (already visibility-checked), series by series, named in order."""
+def series_files(
+    session: Session, series: Sequence[tuple[int, str]]
+) -> Iterator[tuple[str, list[FileRow]]]:
+    """(UID, files) of every series (already visibility-checked), in request order."""
     for start in range(0, len(series), _QUERY_BATCH):
         batch = series[start : start + _QUERY_BATCH]
         uid_of = dict(batch)
@@ -135,8 +137,14 @@ def file_rows(session: Session, series: Sequence[tuple[int, str]]) -> Iterator[F
                 FileRow(series_id, uid_of[series_id], sop, file_name(len(files) + 1), size,
                         sha256, md5, key)
             )  # fmt: skip
-        for ident, _uid in batch:  # keep the request's order
-            yield from rows[ident]
+        for ident, uid in batch:  # keep the request's order
+            yield uid, rows[ident]
+
+
+def file_rows(session: Session, series: Sequence[tuple[int, str]]) -> Iterator[FileRow]:
+    """Every file of ``series`` (already visibility-checked), series by series, named in order."""
+    for _uid, files in series_files(session, series):
+        yield from files
 
 
 def index_csv(files: Sequence[FileRow]) -> bytes:
@@ -165,42 +173,37 @@ def _padding(size: int) -> bytes:
 def tar_stream(
     sessions: sessionmaker[Session], store: BlobStore, series: Sequence[tuple[int, str]]
 ) -> Iterator[bytes]:
-    """The tar of ``series``: each series' files, then its index; verified while it streams."""
+    """The tar of ``series``: each series' files, then its index; verified while it streams.
+
+    Every series gets an index, an empty one included, so a client can tell
+    "no files" from "left out".
+    """
     mtime = int(time.time())
     pending: list[bytes] = []
     size = 0
-    current: list[FileRow] = []
-
-    def close_series() -> Iterator[bytes]:
-        index = index_csv(current)
-        name = f"{current[0].series_uid}/{INDEX_NAME}"
-        yield tar_header(name, len(index), mtime) + index + _padding(len(index))
-
     with sessions() as session:
-        for row in file_rows(session, series):
-            if current and current[0].series_id != row.series_id:
-                for part in close_series():
-                    pending.append(part)
-                    size += len(part)
-                current = []
-            current.append(row)
-            head = tar_header(f"{row.series_uid}/{row.name}", row.size, mtime)
-            pending.append(head)
-            size += len(head)
-            for chunk in verified_blob(store, row.blob_key, row.size, row.sha256):
-                pending.append(chunk)
-                size += len(chunk)
-                if size >= _FLUSH_AT:
-                    yield b"".join(pending)
-                    pending, size = [], 0
-            pad = _padding(row.size)
-            pending.append(pad)
-            size += len(pad)
+        for uid, files in series_files(session, series):
+            for row in files:
+                head = tar_header(f"{uid}/{row.name}", row.size, mtime)
+                pending.append(head)
+                size += len(head)
+                for chunk in verified_blob(store, row.blob_key, row.size, row.sha256):
+                    pending.append(chunk)
+                    size += len(chunk)
+                    if size >= _FLUSH_AT:
+                        yield b"".join(pending)
+                        pending, size = [], 0
+                pad = _padding(row.size)
+                pending.append(pad)
+                size += len(pad)
+            index = index_csv(files)
+            part = tar_header(f"{uid}/{INDEX_NAME}", len(index), mtime) + index
+            part += _padding(len(index))
+            pending.append(part)
+            size += len(part)
             if size >= _FLUSH_AT:
                 yield b"".join(pending)
                 pending, size = [], 0
-        if current:
-            pending.extend(close_series())
     pending.append(b"\0" * (2 * _BLOCK))
     yield b"".join(pending)
 
@@ -276,6 +279,7 @@ __all__ = [
     "file_rows",
     "index_csv",
     "router",
+    "series_files",
     "tar_stream",
     "visible_series",
 ]
