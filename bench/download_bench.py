@@ -1,7 +1,7 @@
 """dicomhub download against tcia_utils' downloadSeries and the raw limit, on one server.
 
 Usage: python bench/download_bench.py [--series N] [--instances K] [--pixel-bytes B]
-                                      [--workers W] [--keep]
+                                      [--workers W] [--keep] [--with-nbia]
 
 Builds a public database (SQLite) with N series (default 10,000) of K real
 DICOM files each (B bytes of pixel data; the default keeps them tiny), writes
@@ -10,7 +10,10 @@ sends), and serves the public app and the static folder from ONE uvicorn
 process on loopback.  Then, one run each, every contender in its own process
 with a fresh destination, the same .tcia manifest:
 
-* ``dicomhub download`` (``-j W``, flat layout, every file MD5-checked);
+* ``dicomhub download`` (``-j W``, flat layout): on this server it probes
+  ``/api/download`` and takes the bulk path (many series per request, one tar,
+  every file checked against its SHA-256); with ``--with-nbia`` also the same
+  command with ``--nbia-only`` (getImageWithMD5Hash per series, MD5-checked);
 * tcia_utils ``downloadSeries(manifest, input_type="manifest", hash="y")``
   from PyPI, unchanged (its defaults: 10 threads), pointed at the server by
   replacing ``tcia_utils.nbia.setApiUrl``, the only hook it has;
@@ -177,6 +180,9 @@ def main() -> None:
     parser.add_argument("--pixel-bytes", type=int, default=0)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder.")
+    parser.add_argument(
+        "--with-nbia", action="store_true", help="Also time dicomhub download --nbia-only."
+    )
     opts = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dicomhub-download-bench-"))
     server_dir = work / "server"
@@ -212,6 +218,12 @@ def main() -> None:
              str(work / "dicomhub"), "-q", "-j", w, "--layout", "flat"]
         )  # fmt: skip
         assert dicom_files(work / "dicomhub") == files
+        if opts.with_nbia:
+            results["dicomhub-nbia"] = measure(
+                [sys.executable, "-m", "dicomhub.cli.download", str(manifest), "--dest",
+                 str(work / "dicomhub-nbia"), "-q", "-j", w, "--layout", "flat", "--nbia-only"]
+            )  # fmt: skip
+            assert dicom_files(work / "dicomhub-nbia") == files
         results["raw"] = measure(
             [sys.executable, "-c", RAW, base, str(manifest), str(work / "raw"), w, RAW_PATH]
         )
@@ -241,10 +253,10 @@ def report(
         f"{opts.workers} workers (tcia_utils: its default 10); one server process, "
         f"{os.cpu_count()} CPUs\n"
     )
-    print(f"{'client':<12}{'seconds':>9}{'series/s':>10}{'MB/s':>8}{'peak RSS MB':>13}")
+    print(f"{'client':<14}{'seconds':>9}{'series/s':>10}{'MB/s':>8}{'peak RSS MB':>13}")
     for name, (seconds, rss) in results.items():
         print(
-            f"{name:<12}{seconds:>9.1f}{series / seconds:>10.0f}"
+            f"{name:<14}{seconds:>9.1f}{series / seconds:>10.0f}"
             f"{nbytes / 1e6 / seconds:>8.1f}{rss:>13.0f}"
         )
     ours = results["dicomhub"][0]
@@ -259,6 +271,12 @@ def report(
             dicomhub peak RSS:      {results["dicomhub"][1]:.0f} MB (goal < 250 MB)"""
         )
     )
+    if "dicomhub-nbia" in results:
+        nbia = results["dicomhub-nbia"][0]
+        print(
+            f"dicomhub --nbia-only:   {results['tcia_utils'][0] / nbia:.2f}x tcia_utils, "
+            f"{results['raw'][0] / nbia:.0%} of raw (the fallback for NBIA servers)"
+        )
 
 
 if __name__ == "__main__":

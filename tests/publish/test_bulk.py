@@ -133,6 +133,14 @@ def test_the_holder_reaches_it_by_api_token_login_or_nbia_token(public_site: Pub
             members = _untar(client.post("/api/download/stream", json={"series": limited}).content)
             assert {name.split("/")[0] for name in members} == set(limited)
             assert client.get("/api/me").json()["username"] == "alice"
+    refresh = httpx.post(
+        f"{public_site.url}/nbia-api/oauth/token",
+        data={"grant_type": "password", "username": "alice", "password": PASSWORDS["alice"]},
+    ).json()["refresh_token"]
+    with public_site.client(headers={"authorization": f"Bearer {refresh}"}) as client:
+        refused = client.post("/api/download/files", json={"series": limited})
+        assert refused.status_code == 401  # only access tokens stand for their owner
+        assert "not an access token" in refused.json()["message"]
     bob = _oauth_token(public_site, "bob")
     with public_site.client(headers={"authorization": f"Bearer {bob}"}) as client:
         assert client.post("/api/download/files", json={"series": limited}).json()["series"] == 0
