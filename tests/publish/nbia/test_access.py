@@ -18,6 +18,7 @@ from tests.fixtures.public_data import BREAST, make_uid
 from tests.publish.conftest import PASSWORDS, PublicSite
 
 V4 = "/nbia-api/services/v4"
+SERVLET = "/nbia-download/servlet"
 SECRETS = (BREAST, "HOLOGIC", "Selenia", "MG", "BREAST-0", "Breast MG", "breast-mg")
 DOI = "https://doi.org/10.0000/dicomhub.breast-mg-limited"
 
@@ -107,6 +108,11 @@ def _requests(site: PublicSite) -> list[tuple[str, str, dict[str, str]]]:
         ("GET", f"{V4}/getImageWithMD5Hash", {"SeriesInstanceUID": series}),
         ("GET", f"{V4}/getSingleImage", {"SeriesInstanceUID": series, "SOPInstanceUID": sop}),
         ("GET", "/nbia-api/services/v1/getImage", {"SeriesInstanceUID": series}),
+        # The Data Retrievers' routes: the CLI's and the GUI's download servlet.
+        ("GET", "/nbia-api/services/v1/getDCMImage", {"SeriesInstanceUID": series}),
+        ("GET", "/nbia-api/services/v1/getDeniedSeries", {"seriesList": series}),
+        ("POST", f"{SERVLET}/DownloadServletV4", {"numberOfSeries": "1", "series1": series}),
+        ("POST", f"{SERVLET}/DownloadServletV4", {"seriesUid": series, "newFileNames": "Yes"}),
     ]
 
 
@@ -123,8 +129,9 @@ def test_strangers_see_no_trace_on_any_nbia_route(api_site: PublicSite) -> None:
         for client in clients:
             for method, path, params in _requests(api_site):
                 answer = _send(client, method, path, params)
-                assert answer.status_code in (200, 204, 404), (path, params, answer.text)
-                if path.endswith(("getImage", "getImageWithMD5Hash", "getSingleImage")):
+                refusals = (403, 460) if path.startswith(SERVLET) else (200, 204, 404)
+                assert answer.status_code in refusals, (path, params, answer.text)
+                if path.endswith(("getImage", "getImageWithMD5Hash", "getSingleImage", "DCMImage")):
                     assert answer.status_code == 404, (path, answer.status_code)
                 text = answer.text
                 for sent in params.values():
