@@ -67,6 +67,8 @@ def test_pixel_rule_cleans_instead_of_quarantining(
     )
     summary = Pipeline(load_kit(kit), load_idmap(idmap_path), options).run()
     assert summary.complete
+    n_us = sum(1 for f in sample[1].files if f.modality == "US")
+    assert summary.pixels_cleaned == {"US banner": n_us}
     state = StateDB(state_folder(options) / "state.sqlite3")
     quarantined = {Path(p).name: reason for p, reason, _ in state.listing("quarantined")}
     state.close()

@@ -184,6 +184,8 @@ def _print_summary(summary: Summary, options: Options) -> None:
         table.add_row(f"  quarantined: {escape(reason)}", str(count))
     for reason, count in sorted(summary.rejected.items()):
         table.add_row(f"  rejected: {escape(reason)}", str(count))
+    for rule, count in sorted(summary.pixels_cleaned.items()):
+        table.add_row(f"  pixels cleaned: {escape(rule)}", str(count))
     console.print(table)
     if summary.not_dicom:
         console.print(f"{len(summary.not_dicom)} file(s) are not DICOM and were not sent:")

@@ -28,6 +28,8 @@ class Summary:
     stages: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
+    #: Images sent with known burned-in regions blanked, by Clean Pixel Data rule.
+    pixels_cleaned: dict[str, int] = field(default_factory=dict)
     not_dicom: list[str] = field(default_factory=list)
     deidentified_this_run: int = 0
     sent_this_run: int = 0
@@ -55,6 +57,7 @@ def fill(summary: Summary, state: StateDB) -> Summary:
     summary.stages = state.counts()
     summary.quarantined = state.reasons("quarantined")
     summary.rejected = state.reasons("rejected")
+    summary.pixels_cleaned = state.pixels_cleaned()
     summary.not_dicom = [path for path, _, _ in state.listing("skipped")]
     return summary
 

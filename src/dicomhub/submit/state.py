@@ -332,6 +332,15 @@ class StateDB:
             )
         )
 
+    def pixels_cleaned(self) -> dict[str, int]:
+        """Files whose pixels a Clean Pixel Data rule blanked, by rule (not quarantined)."""
+        return dict(
+            self.conn.execute(
+                "SELECT COALESCE(detail, ''), COUNT(*) FROM files WHERE reason='pixels_cleaned' "
+                "AND stage IN ('deidentified', 'sent', 'verified') GROUP BY detail"
+            )
+        )
+
     def listing(self, stage: str) -> list[tuple[str, str, str]]:
         """(path, reason, detail) of every row in ``stage``."""
         return [

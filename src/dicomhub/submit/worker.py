@@ -151,7 +151,8 @@ def _deidentify(worker: _Worker, file_id: int, ds: Dataset) -> WorkResult:
             return WorkResult(Outcome(file_id, "seen"), error=f"disk full writing {target}")
         return WorkResult(Outcome(file_id, "seen"), error=f"cannot write {target}: {exc.strerror}")
     outcome = Outcome(
-        file_id, "deidentified", None, None, patient, study, series, sop, str(target),
+        file_id, "deidentified", "pixels_cleaned" if result.pixel_rule else None,
+        result.pixel_rule, patient, study, series, sop, str(target),
         hashlib.sha256(data).hexdigest(), len(data),
     )  # fmt: skip
     return WorkResult(outcome, tuple(result.uid_map.items()), result.patient)
