@@ -1,6 +1,7 @@
 """End-to-end submission against de-identification only, on the de-identification corpus.
 
-Usage: python bench/submit_bench.py [--instances N] [--rounds R] [--workers W] [--json OUT]
+Usage: python bench/submit_bench.py [--instances N] [--rounds R] [--workers W] [--batch B]
+[--threads T] [--json OUT]
 
 Starts the real intake, ``dicomhub serve intake`` in its own process, over HTTPS on
 loopback (a private CA and certificate made here; SQLite and the filesystem store, the
@@ -152,10 +153,13 @@ def deidentify_only(kit: Kit, idmap: Path, corpus: Path, work: Path, workers: in
     return summary.deidentified_this_run / summary.seconds
 
 
-def end_to_end(kit: Kit, idmap: Path, corpus: Path, work: Path, workers: int, batch: int) -> float:
+def end_to_end(
+    kit: Kit, idmap: Path, corpus: Path, work: Path, workers: int, batch: int, threads: int
+) -> float:
     body = kit.body
     with make_client(body.intake_url, body.credential.get_secret_value(), body.ca_bundle) as http:
-        options = Options(folders=[corpus], work=work, workers=workers, batch_size=batch)
+        options = Options(folders=[corpus], work=work, workers=workers, batch_size=batch,
+                          upload_threads=threads)  # fmt: skip
         pipeline = Pipeline(kit, load_idmap(idmap), options, stow=StowClient(http),
                             inventory=lambda: fetch_inventory(http).sha256)  # fmt: skip
         summary = pipeline.run()
@@ -202,13 +206,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             dry = Path(tmp) / f"dry{r}"
             deid.append(deidentify_only(kit, idmap, corpora[1], dry, args.workers))
             e2e.append(end_to_end(kit, idmap, corpora[0], Path(tmp) / f"run{r}", args.workers,
-                                  args.batch))  # fmt: skip
-            send.append(send_only(kit, dry / "out", args.batch, Options([], dry).upload_threads))
+                                  args.batch, args.threads))  # fmt: skip
+            send.append(send_only(kit, dry / "out", args.batch, args.threads))
     return {
         "instances": args.instances,
         "rounds": args.rounds,
         "workers": args.workers,
         "batch": args.batch,
+        "threads": args.threads,
         "deidentify_only": statistics.median(deid),
         "end_to_end": statistics.median(e2e),
         "send_only": statistics.median(send),
@@ -219,7 +224,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_report(result: dict[str, Any]) -> None:
     print(f"submission, {result['instances']} CT 512x512 files, {result['workers']} workers, "
-          f"batches of {result['batch']}, median of {result['rounds']} rounds")  # fmt: skip
+          f"batches of {result['batch']} on {result['threads']} connections, "
+          f"median of {result['rounds']} rounds")  # fmt: skip
     print(f"{'run':<54}{'inst/s':>8}")
     print(f"{'de-identify only (dry run)':<54}{result['deidentify_only']:>8.1f}")
     print(f"{'end to end (HTTPS to serve intake, verified)':<54}{result['end_to_end']:>8.1f}")
@@ -235,7 +241,13 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
-    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=Options([], Path()).batch_size)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=Options([], Path()).upload_threads,
+        help="Concurrent STOW-RS requests (the pipeline's upload threads).",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
     result = measure(args)
