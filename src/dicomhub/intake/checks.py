@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.uid import UID
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from dicomhub.core.db import Collection, Instance, Series, Site, Study
@@ -197,22 +197,27 @@ def stored_instances(
     """
     found: dict[str, Stored] = {}
     unique = list(dict.fromkeys(sop_instance_uids))
+    query = _STORED_LOCKED if lock else _STORED
+    connection = session.connection()
     for start in range(0, len(unique), _IN_CHUNK):
-        query = (
-            select(
-                Instance.sop_instance_uid, Instance.id, Instance.blob_key, Instance.size,
-                Instance.series_id, Patient.patient_id,
-            )
-            .join(Series, Instance.series_id == Series.id)
-            .join(Study, Series.study_id == Study.id)
-            .join(Patient, Study.patient_id == Patient.id)
-            .where(Instance.sop_instance_uid.in_(unique[start : start + _IN_CHUNK]))
-        )  # fmt: skip
-        if lock:
-            query = query.with_for_update(of=Instance)
-        for row in session.execute(query):
+        rows = connection.execute(query, {"uids": unique[start : start + _IN_CHUNK]})
+        for row in rows:
             found[row[0]] = Stored(row[1], row[2], row[3], row[4], row[5])
     return found
+
+
+#: Built once: the statement is run for every batch, and building it costs more than running it.
+_STORED = (
+    select(
+        Instance.sop_instance_uid, Instance.id, Instance.blob_key, Instance.size,
+        Instance.series_id, Patient.patient_id,
+    )
+    .join(Series, Instance.series_id == Series.id)
+    .join(Study, Series.study_id == Study.id)
+    .join(Patient, Study.patient_id == Patient.id)
+    .where(Instance.sop_instance_uid.in_(bindparam("uids", expanding=True)))
+)  # fmt: skip
+_STORED_LOCKED = _STORED.with_for_update(of=Instance.__table__)
 
 
 #: UIDs per IN list (well under every database's parameter limit).
