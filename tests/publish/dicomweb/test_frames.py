@@ -101,3 +101,33 @@ def test_unacceptable_and_out_of_range_frames(archive: tuple[str, ViewerStudy]) 
     )
     assert default.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert np.array_equal(default.pixel_array, study.pixels[rle])
+
+
+def test_bulk_data_multipart_single_part_and_ranges(archive: tuple[str, ViewerStudy]) -> None:
+    url, study = archive
+    native = next(sop for sop, syntax in study.syntaxes.items() if syntax == ExplicitVRLittleEndian)
+    client = _client(url)
+    base = f"{url}/dicomweb/studies/{study.study_uid}/series/{study.series_uid}/instances"
+    # read with plain HTTP: dicomweb-client rewrites BulkDataURIs and drops their port
+    (meta,) = httpx.get(f"{base}/{native}/metadata").json()
+    uri = meta["60003000"]["BulkDataURI"]  # the overlay: bulk data in the header
+    stored = client.retrieve_instance(study.study_uid, study.series_uid, native)
+    pixels = stored[0x60003000].value
+    multipart = httpx.get(uri)  # multipart by default, as PS3.18 asks
+    assert multipart.headers["content-type"].startswith("multipart/related")
+    assert pixels in multipart.content
+    single = {"Accept": "application/octet-stream"}
+    whole = httpx.get(uri, headers=single)
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "application/octet-stream"
+    assert whole.content == pixels
+    part = httpx.get(uri, headers={**single, "Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 100-199/{len(pixels)}"
+    assert part.content == pixels[100:200]
+    stale = httpx.get(uri, headers={**single, "Range": "bytes=0-9", "If-Range": '"x"'})
+    assert stale.status_code == 200
+    past = httpx.get(uri, headers={**single, "Range": f"bytes={len(pixels)}-"})
+    assert past.status_code == 416
+    bad = httpx.get(uri.replace("/bulk/60003000", "/bulk/6000..00"), headers=single)
+    assert bad.status_code == 400

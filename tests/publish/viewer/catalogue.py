@@ -115,6 +115,7 @@ def ct_slice(study: ViewerStudy, number: int, syntax: str) -> bytes:
     ds.RescaleSlope = 1
     ds.WindowCenter = 40
     ds.WindowWidth = 400
+    _overlay(ds)
     pixels = phantom(number)
     ds.PixelData = pixels.tobytes()
     if syntax == JPEGBaseline8Bit:
@@ -127,6 +128,19 @@ def ct_slice(study: ViewerStudy, number: int, syntax: str) -> bytes:
     study.pixels[sop_uid] = pixels
     study.syntaxes[sop_uid] = syntax
     return buffer.getvalue()
+
+
+def _overlay(ds: Dataset) -> None:
+    """A 128 x 128 graphics overlay: bulk data (2 KB) outside the pixel data, as scanners add."""
+    ds.add_new(0x60000010, "US", 128)  # OverlayRows
+    ds.add_new(0x60000011, "US", 128)  # OverlayColumns
+    ds.add_new(0x60000040, "CS", "G")  # OverlayType
+    ds.add_new(0x60000050, "SS", [1, 1])  # OverlayOrigin
+    ds.add_new(0x60000100, "US", 1)  # OverlayBitsAllocated
+    ds.add_new(0x60000102, "US", 0)  # OverlayBitPosition
+    bits = np.zeros((128, 128), dtype=np.uint8)
+    bits[32:96, 32:96] = 1
+    ds.add_new(0x60003000, "OW", np.packbits(bits.ravel(), bitorder="little").tobytes())
 
 
 def _eight_bit(ds: Dataset, pixels: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ user may see.  CORS for browser viewers is the app's (``cors_origins``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from dicomhub.errors import NotFound
 from dicomhub.publish.dicomweb import attributes, media, qido, retrieve
 from dicomhub.publish.http import ContextDep, DbDep
+from dicomhub.publish.nbia import ranges
 from dicomhub.publish.nbia.auth import NbiaVisibilityDep
 
 PREFIX = "/dicomweb"
@@ -252,10 +254,39 @@ def retrieve_bulk(
     series: str,
     sop: str,
     path: str,
+    request: Request,
     db: DbDep,
     seen: NbiaVisibilityDep,
     ctx: ContextDep,
 ) -> Response:
-    """One bulk data element of an instance (its metadata's BulkDataURI points here)."""
+    """One bulk data element of an instance (its metadata's BulkDataURI points here).
+
+    Multipart by default, as PS3.18 asks; a client that accepts a single-part
+    ``application/octet-stream`` first (OHIF's ``singlepart: 'bulkdata'``) gets
+    the bare bytes, and one byte range of them if it sends ``Range``.
+    """
     (item,) = retrieve.find_instances(db, seen, study, series, sop)
-    return _parts("application/octet-stream", None, [retrieve.bulk(ctx.store, item, path)])
+    value = retrieve.bulk(ctx.store, item, path)
+    preferred = media.parse_accept(request.headers.get("accept"))[0]
+    if preferred.media_type != "application/octet-stream":
+        return _parts("application/octet-stream", None, [value])
+    return _single_part(value, request.headers.get("range"), request.headers.get("if-range"))
+
+
+def _single_part(value: bytes, range_header: str | None, if_range: str | None) -> Response:
+    tag = ranges.etag(hashlib.sha256(value).hexdigest())
+    headers = {"Accept-Ranges": "bytes", "ETag": tag}
+    try:
+        wanted = ranges.requested(range_header, len(value), if_range, tag)
+    except ranges.Unsatisfiable:
+        headers["Content-Range"] = f"bytes */{len(value)}"
+        return Response(status_code=416, headers=headers)
+    if wanted is None:
+        return Response(value, media_type="application/octet-stream", headers=headers)
+    headers["Content-Range"] = wanted.content_range
+    return Response(
+        value[wanted.first : wanted.last + 1],
+        status_code=206,
+        media_type="application/octet-stream",
+        headers=headers,
+    )
