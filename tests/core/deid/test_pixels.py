@@ -137,3 +137,12 @@ def test_fill_clipped_to_the_pixel_type(by_syntax: dict[tuple[str, str], Path]) 
     out = written(Deidentifier(recipe(clean_pixels=(rule,)))(source).dataset)
     assert (out.pixel_array[:3, :3] == 255).all()
     assert out.PlanarConfiguration == 0
+
+
+def test_recipes_without_pixel_rules_keep_their_hash() -> None:
+    """Kits issued before Clean Pixel Data existed still match what intake registered."""
+    plain = recipe(clean_descriptors=True)
+    assert "clean_pixels" not in plain.canonical_json()
+    cleaned = recipe(clean_descriptors=True, clean_pixels=(PixelRule(regions=((0, 0, 1, 1),)),))
+    assert '"clean_pixels":[{' in cleaned.canonical_json()
+    assert cleaned.recipe_hash() != plain.recipe_hash()

@@ -194,10 +194,15 @@ class Recipe(BaseModel):
         return cls.model_validate(data)
 
     def canonical_json(self) -> str:
-        """Sorted-key, whitespace-free JSON of the rules (the secret excluded)."""
-        return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-        )
+        """Sorted-key, whitespace-free JSON of the rules (the secret excluded).
+
+        A recipe without pixel rules leaves ``clean_pixels`` out, so kits issued before
+        Clean Pixel Data existed keep the hash intake registered for them.
+        """
+        data = self.model_dump(mode="json")
+        if not data["clean_pixels"]:
+            del data["clean_pixels"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
     def recipe_hash(self) -> str:
         """sha256 hex of :meth:`canonical_json`; stable across runs and platforms."""
