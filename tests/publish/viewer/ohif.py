@@ -47,6 +47,8 @@ def app_config(dicomweb_root: str) -> str:
             "supportsFuzzyMatching": False,
             "supportsWildcard": True,
             "omitQuotationForMultipartRequest": True,
+            # as OHIF's own default configuration: bulk data fetched single-part
+            "singlepart": "bulkdata,video",
             "bulkDataURI": {"enabled": True},
         },
     }
