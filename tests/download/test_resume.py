@@ -60,7 +60,10 @@ def test_sigkill_at_random_points_then_resume(bulk_site: Site, tmp_path: Path) -
     protected: list[tuple[set[str], Counter[str]]] = []
     for _ in range(4):
         proc = subprocess.Popen(cli_command(*args), stdout=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 3.0))
+        # kill at a random point of progress (a fast run outpaces any fixed delay)
+        target = len(finished_in_state(dest)) + rng.randint(10, 120)
+        while proc.poll() is None and len(finished_in_state(dest)) < target:
+            time.sleep(0.005)
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)

@@ -25,10 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from dicomhub.download.bulk import BulkFetcher
 from dicomhub.download.client import METADATA_BATCH, Server
-from dicomhub.download.fetch import Failed, Fetched, Job, Stopped, move_into_place
+from dicomhub.download.fetch import (
+    Failed,
+    Fetched,
+    Job,
+    Stopped,
+    clear_folder,
+    move_into_place,
+)
 from dicomhub.download.layout import Layout, series_folder
 from dicomhub.download.metadata import normalise
-from dicomhub.download.state import State
+from dicomhub.download.state import DiskFull, State
 
 if TYPE_CHECKING:
     from dicomhub.download.engine import Run, Summary
@@ -98,6 +105,7 @@ class BulkLoop:
         self.size = max(1, min(run.server.bulk_max_series, BULK_BATCH, -(-todo // (2 * workers))))
         self.after = 0
         self.swept = False
+        self.unrecorded: list[Fetched | Failed] = []
 
     def execute(self) -> None:
         run = self.run
@@ -139,7 +147,10 @@ class BulkLoop:
                         inflight = {future for future in inflight if not future.cancel()}
         finally:
             self.feed.close()
-        fatal = fatal or self._guard(self._drain)
+        last = self._guard(self._drain)
+        fatal = fatal or last
+        while isinstance(last, DiskFull) and self.unrecorded:
+            last = self._make_room()
         if fatal is not None:
             run.place_staged()  # an interrupted record leaves verified series behind
             raise fatal
@@ -151,6 +162,19 @@ class BulkLoop:
             self.stop.set()
             return exc
         return None
+
+    def _make_room(self) -> BaseException | None:
+        """The disk is too full to record anything: give up half of the unrecorded series.
+
+        Their staging folders go (they are fetched again next run), which frees
+        the room the state file needs to record the other half.
+        """
+        keep = len(self.unrecorded) // 2
+        for result in self.unrecorded[keep:]:
+            if isinstance(result, Fetched):
+                clear_folder(result.staged, quiet=True)
+        self.unrecorded = self.unrecorded[:keep]
+        return self._guard(self._drain)
 
     def _finished(self) -> bool:
         """Nothing in flight, metadata complete, nothing ready, and the sweep found nothing.
@@ -186,15 +210,27 @@ class BulkLoop:
         return batch
 
     def _drain(self) -> None:
-        """Record every series the workers settled since the last call."""
-        results: list[Fetched | Failed] = []
+        """Record every series the workers settled since the last call.
+
+        If recording fails (a full disk also stops the state file), what was not
+        recorded is kept and tried again by the last drain, after the workers
+        have stopped and removed their unfinished files.
+        """
         while True:
             try:
-                results.append(self.settled.get_nowait())
+                self.unrecorded.append(self.settled.get_nowait())
             except queue.Empty:
                 break
-        if results:
+        if not self.unrecorded:
+            return
+        results, self.unrecorded = self.unrecorded, []
+        try:
             record_many(self.state, self.run.dest, results, self.summary, self.run.progress)
+        except BaseException:
+            self.unrecorded = [
+                r for r in results if isinstance(r, Failed) or Path(r.staged).is_dir()
+            ]
+            raise
 
 
 def record_many(
