@@ -1,4 +1,4 @@
-"""The DICOMweb tests share one served site per module and backend."""
+"""The DICOMweb tests share the NBIA tests' served site (one per backend)."""
 
 from tests.publish.nbia.site import api_site
 

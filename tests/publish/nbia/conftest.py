@@ -1,4 +1,4 @@
-"""The NBIA API tests share one served site per module and backend."""
+"""The NBIA API tests share one served site per backend."""
 
 from tests.publish.nbia.site import api_site
 

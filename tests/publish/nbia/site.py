@@ -1,7 +1,7 @@
-"""One served public app per test module and backend, for the read-only API tests.
+"""One served public app per test session and backend, for the read-only API tests.
 
-The NBIA and DICOMweb tests only read, so they share a site per module (and
-per backend) instead of building the catalogue for every test: the same
+The NBIA and DICOMweb tests only read, so they share one site per backend (per
+xdist worker) instead of building the catalogue for every module: the same
 catalogue, accounts and token as ``tests.publish.conftest.public_site``.
 A test that damages a blob restores it before it ends (:func:`hidden_blob`).
 """
@@ -38,13 +38,13 @@ def _database(request: pytest.FixtureRequest, backend: str, folder: Path) -> Ite
         databases.drop(name)
 
 
-@pytest.fixture(scope="module", params=BACKENDS, ids=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS, ids=BACKENDS)
 def api_site(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     catalogue_blobs: Path,
 ) -> Iterator[PublicSite]:
-    """The public app over the test catalogue, shared by one module's tests."""
+    """The public app over the test catalogue, shared by every read-only API test."""
     folder = tmp_path_factory.mktemp("api-site")
     store = folder / "public-store"
     shutil.copytree(catalogue_blobs, store)
