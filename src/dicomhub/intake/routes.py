@@ -54,7 +54,7 @@ def boundary_of(content_type: str) -> bytes:
     return values["boundary"].encode("latin-1")
 
 
-#: Parts recorded per transaction; a batch is also closed when its bytes reach BATCH_BYTES.
+#: At most this many parts (or BATCH_BYTES) are recorded in one transaction.
 BATCH_PARTS = 64
 BATCH_BYTES = 256 * 1024 * 1024
 
@@ -62,7 +62,12 @@ BATCH_BYTES = 256 * 1024 * 1024
 async def _store_parts(
     request: Request, service: IntakeService, session: IntakeSession, study: str | None
 ) -> list[StoreResult]:
-    """Store the parts in batches, receiving the next batch while the last one is recorded."""
+    """Store the parts in batches while the body is still arriving.
+
+    Batching is greedy: whenever the previous batch is recorded, whatever parts
+    have arrived since go as the next one, so receiving and recording overlap
+    and the batch size follows the speed of each side.
+    """
     boundary = boundary_of(request.headers.get("content-type", ""))
     results: list[StoreResult] = []
     batch: list[Spooled] = []
@@ -72,9 +77,11 @@ async def _store_parts(
         async for spooled in _parts(request.stream(), boundary, service):
             batch.append(spooled)
             size, seen = size + spooled.size, seen + 1
-            if len(batch) >= BATCH_PARTS or size >= BATCH_BYTES:
-                if pending is not None:
-                    results.extend(await pending)
+            full = len(batch) >= BATCH_PARTS or size >= BATCH_BYTES
+            if pending is not None and (full or pending.done()):
+                results.extend(await pending)
+                pending = None
+            if pending is None:
                 pending = _submit(service, session, batch, study)
                 batch, size = [], 0
         if pending is not None:
