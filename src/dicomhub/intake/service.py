@@ -190,7 +190,7 @@ class IntakeService:
         results: list[StoreResult | None] = [None] * len(spooled)
         candidates: list[_Candidate] = []
         for index, item in enumerate(spooled):
-            examined = self._examine(session, item, study_uid)
+            examined = self._examine(session, item, study_uid, hold=True)
             if isinstance(examined, StoreResult):
                 results[index] = examined
             else:
@@ -203,9 +203,13 @@ class IntakeService:
         return [result for result in results if result is not None]
 
     def _examine(
-        self, session: IntakeSession, spooled: Spooled, study_uid: str | None
+        self, session: IntakeSession, spooled: Spooled, study_uid: str | None, *, hold: bool
     ) -> StoreResult | tuple[checks.Parsed, checks.Place, dict[str, Any]]:
-        """Parse and check one instance: a final answer, or what recording it needs."""
+        """Parse and check one instance: a final answer, or what recording it needs.
+
+        Without ``hold`` (a release from the quarantine) a refused instance is
+        answered, not quarantined again.
+        """
         origin = session.origin
         if spooled.size == 0:
             return StoreResult(Outcome.REFUSED, 0xC000, reason="unreadable", detail="empty part")
@@ -214,7 +218,7 @@ class IntakeService:
             unreadable = Held(
                 parsed.reason, parsed.detail, origin.collection or "", origin.site or ""
             )
-            return self._hold(origin, spooled, unreadable, None, hold=True)
+            return self._hold(origin, spooled, unreadable, None, hold=hold)
         record = parsed.record
         ids = _ids(parsed)
         try:
@@ -237,7 +241,7 @@ class IntakeService:
                 held.reason, held.detail, collection, site,
                 record.sop_instance_uid, record.patient_id, held.extra,
             )  # fmt: skip
-            return self._hold(origin, spooled, held, ids, hold=True)
+            return self._hold(origin, spooled, held, ids, hold=hold)
         return parsed, place, ids
 
     def _place(self, session: IntakeSession, collection: str, site: str) -> checks.Place:
@@ -399,30 +403,16 @@ class IntakeService:
 
     def _release(self, session: IntakeSession, spooled: Spooled) -> StoreResult:
         """Intake once more without holding again: a refusal leaves the item as it is."""
-        origin = session.origin
-        parsed = checks.parse(spooled.path)
-        if isinstance(parsed, Held):
-            return self._hold(origin, spooled, parsed, None, hold=False)
-        ids = _ids(parsed)
-        try:
-            checks.check_sop_class(parsed)
-            collection, site = checks.placement(origin, parsed)
-        except (BadRequest, Forbidden) as exc:
-            status = int(exc.detail.get("failure", exc.dimse_status))
-            return StoreResult(Outcome.REFUSED, status, reason=exc.code, detail=exc.message, **ids)
-        place = self._place(session, collection, site)
-        held = checks.check_content(parsed) or place.unplaced
-        if held is None:
-            held = checks.check_provenance(parsed, place)
-        if held is None:
-            with self.context.db.sessions() as db:
-                stored = checks.stored_instances(db, [parsed.record.sop_instance_uid])
-            held = checks.check_patient(stored.get(parsed.record.sop_instance_uid), parsed.record)
+        examined = self._examine(session, spooled, None, hold=False)
+        if isinstance(examined, StoreResult):
+            return examined
+        parsed, place, ids = examined
+        with self.context.db.sessions() as db:
+            stored = checks.stored_instances(db, [parsed.record.sop_instance_uid])
+        held = checks.check_patient(stored.get(parsed.record.sop_instance_uid), parsed.record)
         if held is not None:
-            return self._hold(origin, spooled, held, ids, hold=False)
-        candidate = _Candidate(0, spooled, parsed, place, ids)
-        result = self._accept(session, [candidate])[0]
-        return result
+            return self._hold(session.origin, spooled, held, ids, hold=False)
+        return self._accept(session, [_Candidate(0, spooled, parsed, place, ids)])[0]
 
 
 def _ids(parsed: checks.Parsed) -> dict[str, Any]:
