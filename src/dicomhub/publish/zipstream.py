@@ -34,10 +34,10 @@ from dicomhub.core.db import Collection, Instance, Patient, Series, Study
 from dicomhub.core.store.base import BlobStore
 from dicomhub.errors import StorageError
 from dicomhub.publish.query import ordered
+from dicomhub.publish.zipparts import END_RECORD, ENTRY_OVERHEAD, FLUSH_AT, Sink, stored_entry
 
 LOGGER = logging.getLogger(__name__)
 
-_FLUSH_AT = 256 * 1024
 _SERIES_BATCH = 200
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -46,31 +46,6 @@ def safe_component(value: str, fallback: str = "unknown") -> str:
     """A path component that cannot climb out of its folder or hide (``..``, ``/``, ``.x``)."""
     cleaned = _SAFE.sub("_", value).strip("._") or fallback
     return cleaned[:64]
-
-
-class _Sink:
-    """A write-only, unseekable file that keeps what was written until drained."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self.pending = 0
-
-    def write(self, data: bytes, /) -> int:
-        self._chunks.append(bytes(data))
-        self.pending += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing to do: bytes leave through :meth:`drain`."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def drain(self) -> bytes:
-        out = b"".join(self._chunks)
-        self._chunks.clear()
-        self.pending = 0
-        return out
 
 
 @dataclass(frozen=True)
@@ -115,10 +90,6 @@ def _licence_text(row: _SeriesRow) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-#: Bytes a stored entry adds besides its name (twice) and data: local header (30),
-#: data descriptor (16, the stream is unseekable), central directory record (46).
-_ENTRY_OVERHEAD = 30 + 16 + 46
-_END_RECORD = 22
 #: Lengths are given only well below where zipfile would switch to ZIP64 records.
 _LENGTH_LIMIT = int(zipfile.ZIP64_LIMIT * 0.9)
 _MAX_ENTRIES = zipfile.ZIP_FILECOUNT_LIMIT - 1
@@ -140,7 +111,7 @@ def zip_length(
                 .group_by(Instance.series_id)
             )
             stats.update({sid: (int(n), int(size)) for sid, n, size in session.execute(query)})
-    total, entries = _END_RECORD, 0
+    total, entries = END_RECORD, 0
     licences: dict[str, _SeriesRow] = {}
     for row in series:
         folder = safe_component(row.collection)
@@ -149,10 +120,10 @@ def zip_length(
         if count > 999_999:
             return None
         name = len(_instance_name(row, 1))
-        total += count * (2 * name + _ENTRY_OVERHEAD) + size
+        total += count * (2 * name + ENTRY_OVERHEAD) + size
         entries += count
     for folder, row in licences.items():
-        total += 2 * len(f"{folder}/LICENSE.txt") + _ENTRY_OVERHEAD + len(_licence_text(row))
+        total += 2 * len(f"{folder}/LICENSE.txt") + ENTRY_OVERHEAD + len(_licence_text(row))
         entries += 1
     if entries > _MAX_ENTRIES or total > _LENGTH_LIMIT:
         return None
@@ -170,14 +141,6 @@ def _instance_name(row: _SeriesRow, number: int) -> str:
             f"{number:06d}.dcm",
         )
     )
-
-
-def _entry(name: str, size: int, when: datetime) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
-    info.compress_type = zipfile.ZIP_STORED
-    info.file_size = size
-    info.external_attr = 0o644 << 16
-    return info
 
 
 def zip_series(
@@ -203,7 +166,7 @@ def zip_series(
         How many series the caller was promised; a different count (access
         changed in between) stops the stream before its first byte.
     """
-    sink = _Sink()
+    sink = Sink()
     with sessions() as session:
         series = _series_rows(session, conditions)
         if len(series) != expected_series:
@@ -216,7 +179,8 @@ def zip_series(
                     folder = safe_component(row.collection)
                     if folder not in seen:
                         seen.add(folder)
-                        zf.writestr(_entry(f"{folder}/LICENSE.txt", 0, now), _licence_text(row))
+                        licence = stored_entry(f"{folder}/LICENSE.txt", 0, now)
+                        zf.writestr(licence, _licence_text(row))
                 yield from _write_batch(session, store, zf, sink, batch, now)
         yield sink.drain()
 
@@ -225,7 +189,7 @@ def _write_batch(
     session: Session,
     store: BlobStore,
     zf: zipfile.ZipFile,
-    sink: _Sink,
+    sink: Sink,
     batch: list[_SeriesRow],
     now: datetime,
 ) -> Iterator[bytes]:
@@ -242,15 +206,15 @@ def _write_batch(
         name = _instance_name(row, numbers[series_id])
         digest = hashlib.sha256()
         written = 0
-        with zf.open(_entry(name, size, now), "w") as out:
+        with zf.open(stored_entry(name, size, now), "w") as out:
             for chunk in store.open(key):
                 digest.update(chunk)
                 written += len(chunk)
                 out.write(chunk)
-                if sink.pending >= _FLUSH_AT:
+                if sink.pending >= FLUSH_AT:
                     yield sink.drain()
         if written != size or digest.hexdigest() != sha256:
             LOGGER.error("blob %s of series %s does not match its record", key, row.uid)
             raise StorageError(f"a stored file of series {row.uid} is damaged; download stopped")
-        if sink.pending >= _FLUSH_AT:
+        if sink.pending >= FLUSH_AT:
             yield sink.drain()

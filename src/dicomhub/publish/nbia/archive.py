@@ -27,17 +27,18 @@ from typing import Any
 from dicomhub.core.store.base import BlobStore
 from dicomhub.errors import StorageError
 from dicomhub.publish.nbia.instances import InstanceRow
+from dicomhub.publish.zipparts import (
+    END_RECORD,
+    ENTRY_OVERHEAD,
+    FLUSH_AT,
+    ZIP32_ENTRIES,
+    ZIP32_LIMIT,
+    Sink,
+    stored_entry,
+)
 
 LOGGER = logging.getLogger(__name__)
 
-_FLUSH_AT = 256 * 1024
-_LOCAL_HEADER = 30
-_CENTRAL_HEADER = 46
-_DATA_DESCRIPTOR = 16
-_END_RECORD = 22
-#: Above these the ZIP needs ZIP64 records, whose length is not worth predicting.
-_ZIP32_LIMIT = 0xFFFFFFFF
-_ZIP32_ENTRIES = 0xFFFF
 
 LICENSE_TEMPLATE = (
     "License\n\nThe {collection} collection is distributed under the {name} ({url}). \n"
@@ -121,21 +122,16 @@ def plan(
 
 def zip_length(members: Sequence[Member]) -> int | None:
     """The exact length of the stored ZIP :func:`stream` writes, or None if it needs ZIP64."""
-    if len(members) >= _ZIP32_ENTRIES:
+    if len(members) >= ZIP32_ENTRIES:
         return None
-    offset = 0
-    central = 0
+    total = END_RECORD
     for member in members:
-        name = len(member.name.encode())
         if member.size * 1.05 > zipfile.ZIP64_LIMIT:
             return None
-        offset += _LOCAL_HEADER + name + member.size + _DATA_DESCRIPTOR
-        central += _CENTRAL_HEADER + name
-        if offset > _ZIP32_LIMIT:
+        total += ENTRY_OVERHEAD + 2 * len(member.name.encode()) + member.size
+        if total > ZIP32_LIMIT:
             return None
-    if offset + central > _ZIP32_LIMIT:
-        return None
-    return offset + central + _END_RECORD
+    return total
 
 
 def check_blobs(store: BlobStore, members: Sequence[Member]) -> None:
@@ -146,55 +142,22 @@ def check_blobs(store: BlobStore, members: Sequence[Member]) -> None:
             raise StorageError("a stored file of this series is missing; nothing was sent")
 
 
-class _Sink:
-    """A write-only, unseekable file that keeps what was written until drained."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self.pending = 0
-
-    def write(self, data: bytes, /) -> int:
-        self._chunks.append(bytes(data))
-        self.pending += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing to do: bytes leave through :meth:`drain`."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def drain(self) -> bytes:
-        out = b"".join(self._chunks)
-        self._chunks.clear()
-        self.pending = 0
-        return out
-
-
-def _info(name: str, size: int, when: datetime) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
-    info.compress_type = zipfile.ZIP_STORED
-    info.file_size = size
-    info.external_attr = 0o644 << 16
-    return info
-
-
 def stream(store: BlobStore, members: Sequence[Member], when: datetime) -> Iterator[bytes]:
     """Yield the ZIP of ``members``; raise mid-stream if a blob is not what was recorded."""
-    sink = _Sink()
+    sink = Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for member in members:
-            with zf.open(_info(member.name, member.size, when), "w") as out:
+            with zf.open(stored_entry(member.name, member.size, when), "w") as out:
                 if member.data is not None:
                     out.write(member.data)
                 else:
                     yield from _copy_blob(store, member, out, sink)
-            if sink.pending >= _FLUSH_AT:
+            if sink.pending >= FLUSH_AT:
                 yield sink.drain()
     yield sink.drain()
 
 
-def _copy_blob(store: BlobStore, member: Member, out: Any, sink: _Sink) -> Iterator[bytes]:
+def _copy_blob(store: BlobStore, member: Member, out: Any, sink: Sink) -> Iterator[bytes]:
     assert member.blob_key is not None
     digest = hashlib.sha256()
     written = 0
@@ -204,7 +167,7 @@ def _copy_blob(store: BlobStore, member: Member, out: Any, sink: _Sink) -> Itera
         if written > member.size:
             break
         out.write(chunk)
-        if sink.pending >= _FLUSH_AT:
+        if sink.pending >= FLUSH_AT:
             yield sink.drain()
     if written != member.size or digest.hexdigest() != member.sha256:
         LOGGER.error("blob %s does not match its record; download stopped", member.blob_key)
