@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from dicomhub.errors import BadRequest
 from dicomhub.publish.filters import MAX_LIMIT, PARAMS, Page, SeriesFilter, parse_query
 from dicomhub.publish.manifests import manifest_lines, tcia_manifest
-from dicomhub.publish.zipstream import _entry, _Sink, safe_component
+from dicomhub.publish.zipparts import Sink, stored_entry
+from dicomhub.publish.zipstream import safe_component
 
 
 @given(st.sampled_from(sorted(PARAMS)), st.text(max_size=300))
@@ -94,12 +95,12 @@ def test_zip_path_components_cannot_escape(raw: str, safe: str) -> None:
 
 
 def test_the_zip_sink_streams_a_readable_archive() -> None:
-    sink = _Sink()
+    sink = Sink()
     chunks: list[bytes] = []
     now = datetime(2026, 1, 1, tzinfo=UTC)
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
         for n in range(3):
-            with archive.open(_entry(f"d/{n}.dcm", 70_000, now), "w") as out:
+            with archive.open(stored_entry(f"d/{n}.dcm", 70_000, now), "w") as out:
                 for _ in range(7):
                     out.write(bytes([n]) * 10_000)
                     chunks.append(sink.drain())
