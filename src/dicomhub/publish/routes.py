@@ -8,6 +8,7 @@ the error mapping of the web shell turn archive errors into statuses.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -230,9 +231,13 @@ def basket_items(
     return {"limit": page.limit, "offset": page.offset, "results": rows}
 
 
-def _changed(
-    request: Request, db: DbDep, seen: VisibilityDep, who: Any, added: int
+def _add(
+    request: Request, db: DbDep, seen: VisibilityDep, who: Any, add: Callable[[baskets.Owner], int]
 ) -> dict[str, Any]:
+    """Every way of filling the basket shares this: the first addition creates the basket."""
+    owner = _owner(request, who, create=True)
+    assert owner is not None
+    added = add(owner)
     db.commit()
     owner = _owner(request, who, create=False)
     assert owner is not None
@@ -245,10 +250,9 @@ def basket_add_series(
 ) -> dict[str, Any]:
     """Add series by SeriesInstanceUID."""
     require_same_origin(request)
-    owner = _owner(request, who, create=True)
-    assert owner is not None
-    added = baskets.add_series(db, seen, owner, body.uids)
-    return _changed(request, db, seen, who, added)
+    return _add(
+        request, db, seen, who, lambda owner: baskets.add_series(db, seen, owner, body.uids)
+    )
 
 
 @router.post("/basket/studies")
@@ -257,10 +261,9 @@ def basket_add_studies(
 ) -> dict[str, Any]:
     """Add every series of the listed studies."""
     require_same_origin(request)
-    owner = _owner(request, who, create=True)
-    assert owner is not None
-    added = baskets.add_studies(db, seen, owner, body.uids)
-    return _changed(request, db, seen, who, added)
+    return _add(
+        request, db, seen, who, lambda owner: baskets.add_studies(db, seen, owner, body.uids)
+    )
 
 
 @router.post("/basket/patients")
@@ -269,10 +272,13 @@ def basket_add_patients(
 ) -> dict[str, Any]:
     """Add every series of the listed patients of one collection."""
     require_same_origin(request)
-    owner = _owner(request, who, create=True)
-    assert owner is not None
-    added = baskets.add_patients(db, seen, owner, body.collection, body.patient_ids)
-    return _changed(request, db, seen, who, added)
+    return _add(
+        request,
+        db,
+        seen,
+        who,
+        lambda owner: baskets.add_patients(db, seen, owner, body.collection, body.patient_ids),
+    )
 
 
 @router.post("/basket/search")
@@ -282,10 +288,9 @@ def basket_add_search(
     """Add every series a search matches (the filters as query parameters), server-side."""
     require_same_origin(request)
     parsed = parse_query(request.query_params.multi_items())
-    owner = _owner(request, who, create=True)
-    assert owner is not None
-    added = baskets.add_search(db, seen, owner, parsed.filter)
-    return _changed(request, db, seen, who, added)
+    return _add(
+        request, db, seen, who, lambda owner: baskets.add_search(db, seen, owner, parsed.filter)
+    )
 
 
 @router.post("/basket/remove")
