@@ -75,6 +75,25 @@ def _bulk_update(session: Session, model: type[Any], rows: list[dict[str, Any]])
         session.execute(update(model), rows)
 
 
+def _upsert(
+    session: Session,
+    model: type[Any],
+    query: Callable[[Sequence[str]], Any],
+    found: dict[str, tuple[Any, ...]],
+    values: dict[str, dict[str, Any]],
+    natural_key: Callable[[str], dict[str, Any]],
+) -> dict[str, int]:
+    """Update the rows ``found`` holds, insert the rest under their natural key; every id.
+
+    Patients, studies and series are written alike; the ids are read back by
+    ``query`` because bulk inserts do not return them on every backend.
+    """
+    keys = sorted(values)
+    _bulk_update(session, model, [{"id": found[k][0], **values[k]} for k in keys if k in found])
+    _bulk(session, model, [{**natural_key(k), **values[k]} for k in keys if k not in found])
+    return {k: v[0] for k, v in _existing(session, query, keys).items()}
+
+
 class CatalogueWriter:
     """One release's rows, written in one session (the caller commits or rolls back)."""
 
@@ -124,19 +143,14 @@ class CatalogueWriter:
             )
             for key, r in wanted.items()
         }
-        _bulk_update(
-            self.session, Patient, [{"id": found[k][0], **values[k]} for k in keys if k in found]
-        )
-        _bulk(
+        return _upsert(
             self.session,
             Patient,
-            [
-                {"collection_id": self.collection_id, "patient_id": k, **values[k]}
-                for k in keys
-                if k not in found
-            ],
+            query,
+            found,
+            values,
+            lambda k: {"collection_id": self.collection_id, "patient_id": k},
         )
-        return {k: v[0] for k, v in _existing(self.session, query, keys).items()}
 
     def _studies(self, patients: dict[str, int]) -> dict[str, int]:
         wanted = self._first("study_instance_uid")
@@ -163,15 +177,9 @@ class CatalogueWriter:
             )
             for key, r in wanted.items()
         }
-        _bulk_update(
-            self.session, Study, [{"id": found[k][0], **values[k]} for k in keys if k in found]
+        return _upsert(
+            self.session, Study, query, found, values, lambda k: {"study_instance_uid": k}
         )
-        _bulk(
-            self.session,
-            Study,
-            [{"study_instance_uid": k, **values[k]} for k in keys if k not in found],
-        )
-        return {k: v[0] for k, v in _existing(self.session, query, keys).items()}
 
     def _series(self, studies: dict[str, int]) -> dict[str, int]:
         wanted = self._first("series_instance_uid")
@@ -204,15 +212,9 @@ class CatalogueWriter:
             )
             for key, r in wanted.items()
         }
-        _bulk_update(
-            self.session, Series, [{"id": found[k][0], **values[k]} for k in keys if k in found]
+        by_series = _upsert(
+            self.session, Series, query, found, values, lambda k: {"series_instance_uid": k}
         )
-        _bulk(
-            self.session,
-            Series,
-            [{"series_instance_uid": k, **values[k]} for k in keys if k not in found],
-        )
-        by_series = {k: v[0] for k, v in _existing(self.session, query, keys).items()}
         return {sop: by_series[record.series_instance_uid] for sop, record in self.records.items()}
 
     def _instances(self, series: dict[str, int]) -> set[int]:
