@@ -176,13 +176,17 @@ def tar_stream(
     """The tar of ``series``: each series' files, then its index; verified while it streams.
 
     Every series gets an index, an empty one included, so a client can tell
-    "no files" from "left out".
+    "no files" from "left out".  The database is read 100 series at a time in
+    short sessions, never held while bytes wait for the client.
     """
     mtime = int(time.time())
     pending: list[bytes] = []
     size = 0
-    with sessions() as session:
-        for uid, files in series_files(session, series):
+    for start in range(0, len(series), _QUERY_BATCH):
+        # A short session per batch: a slow client must not hold a pooled connection.
+        with sessions() as session:
+            listed = list(series_files(session, series[start : start + _QUERY_BATCH]))
+        for uid, files in listed:
             for row in files:
                 head = tar_header(f"{uid}/{row.name}", row.size, mtime)
                 pending.append(head)
@@ -230,19 +234,18 @@ def list_files(body: SeriesList, db: DbDep, seen: VisibilityDep) -> dict[str, An
 
 
 @router.get("/file/{sop_instance_uid}")
-def get_file(
-    sop_instance_uid: str, context: ContextDep, db: DbDep, seen: VisibilityDep
-) -> StreamingResponse:
+def get_file(sop_instance_uid: str, context: ContextDep, seen: VisibilityDep) -> StreamingResponse:
     """One instance's bytes, with its SHA-256 and MD5 in headers; 404 if not visible."""
     uid = check_uid(sop_instance_uid, "SOPInstanceUID")
-    row = db.execute(
-        select(Instance.size, Instance.sha256, Instance.md5, Instance.blob_key)
-        .join(Series, Series.id == Instance.series_id)
-        .where(
-            Instance.sop_instance_uid == uid,
-            Series.collection_id.in_(seen.collection_ids()),
-        )
-    ).first()
+    with context.db.sessions() as db:  # released before the bytes stream
+        row = db.execute(
+            select(Instance.size, Instance.sha256, Instance.md5, Instance.blob_key)
+            .join(Series, Series.id == Instance.series_id)
+            .where(
+                Instance.sop_instance_uid == uid,
+                Series.collection_id.in_(seen.collection_ids()),
+            )
+        ).first()
     if row is None:
         raise NotFound("no such instance")
     size, sha256, md5, key = row
@@ -256,11 +259,12 @@ def get_file(
 
 
 @router.post("/stream")
-def stream(
-    body: SeriesList, context: ContextDep, db: DbDep, seen: VisibilityDep
-) -> StreamingResponse:
+def stream(body: SeriesList, context: ContextDep, seen: VisibilityDep) -> StreamingResponse:
     """One tar of every named series the caller may see (absent ones are left out)."""
-    series = visible_series(db, seen, body.series)
+    with (
+        context.db.sessions() as session
+    ):  # not the request's: that one lives as long as the stream
+        series = visible_series(session, seen, body.series)
     return StreamingResponse(
         tar_stream(context.db.sessions, context.store, series),
         media_type=TAR_MEDIA_TYPE,
