@@ -135,44 +135,7 @@ def _series_query(conditions: Iterable[ColumnElement[bool]]) -> Select[Any]:
     )
 
 
-def series_row(row: Any) -> dict[str, Any]:
-    """One series in v4 ``getSeries`` key order."""
-    released = nbia_date(row.created_at)
-    return {
-        "SeriesInstanceUID": row.series_instance_uid,
-        "StudyInstanceUID": row.study_instance_uid,
-        "Modality": row.modality,
-        "ProtocolName": row.protocol_name,
-        "SeriesDate": nbia_date(row.series_date),
-        "SeriesDescription": row.series_description,
-        "BodyPartExamined": row.body_part_examined,
-        "SeriesNumber": row.series_number,
-        "AnnotationsFlag": None,
-        "Collection": row.name,
-        "Site": row.site_name,
-        "PatientID": row.patient_id,
-        "PatientSex": row.patient_sex,
-        "PatientAge": row.study_patient_age or row.patient_age,
-        "AdmittingDiagnosisDescription": None,
-        "Manufacturer": row.manufacturer,
-        "ManufacturerModelName": row.manufacturer_model_name,
-        "SoftwareVersions": row.software_versions,
-        "ImageCount": row.instance_count,
-        "MaxSubmissionTimestamp": released,
-        "LicenseName": row.license_name,
-        "LicenseURI": row.license_url,
-        "DataDescriptionURI": row.doi,
-        "FileSize": row.total_size,
-        "ReleasedStatus": "Released",
-        "DateReleased": released,
-        "StudyDesc": row.study_description,
-        "StudyDate": nbia_date(row.study_date),
-        "ThirdPartyAnalysis": "NO",
-        "Authorized": 1,
-    }
-
-
-#: What :func:`series_rows` reads of each row, in the order it unpacks them.
+#: What :func:`series_row` and :func:`series_rows` read of each row, in the order unpacked.
 _SERIES_FIELDS = (
     "series_instance_uid",
     "study_instance_uid",
@@ -202,6 +165,70 @@ _SERIES_FIELDS = (
 )
 
 
+def _series_dict(fields: Sequence[Any]) -> dict[str, Any]:
+    """The v4 ``getSeries`` row from the values of :data:`_SERIES_FIELDS`, in that order."""
+    (
+        uid,
+        study_uid,
+        modality,
+        protocol,
+        series_date,
+        description,
+        body_part,
+        number,
+        collection,
+        site,
+        patient_id,
+        sex,
+        study_age,
+        patient_age,
+        manufacturer,
+        model,
+        software,
+        count,
+        created,
+        licence,
+        licence_url,
+        doi,
+        size,
+        study_description,
+        study_date,
+    ) = fields
+    released = nbia_date(created)
+    return {
+        "SeriesInstanceUID": uid,
+        "StudyInstanceUID": study_uid,
+        "Modality": modality,
+        "ProtocolName": protocol,
+        "SeriesDate": nbia_date(series_date),
+        "SeriesDescription": description,
+        "BodyPartExamined": body_part,
+        "SeriesNumber": number,
+        "AnnotationsFlag": None,
+        "Collection": collection,
+        "Site": site,
+        "PatientID": patient_id,
+        "PatientSex": sex,
+        "PatientAge": study_age or patient_age,
+        "AdmittingDiagnosisDescription": None,
+        "Manufacturer": manufacturer,
+        "ManufacturerModelName": model,
+        "SoftwareVersions": software,
+        "ImageCount": count,
+        "MaxSubmissionTimestamp": released,
+        "LicenseName": licence,
+        "LicenseURI": licence_url,
+        "DataDescriptionURI": doi,
+        "FileSize": size,
+        "ReleasedStatus": "Released",
+        "DateReleased": released,
+        "StudyDesc": study_description,
+        "StudyDate": nbia_date(study_date),
+        "ThirdPartyAnalysis": "NO",
+        "Authorized": 1,
+    }
+
+
 def series_rows(result: Result[Any]) -> list[dict[str, Any]]:
     """:func:`series_row` for every row of ``result``, without per-field attribute lookups.
 
@@ -211,71 +238,12 @@ def series_rows(result: Result[Any]) -> list[dict[str, Any]]:
     """
     keys = list(result.keys())
     pick = itemgetter(*(keys.index(name) for name in _SERIES_FIELDS))
-    out = []
-    for row in result:
-        (
-            uid,
-            study_uid,
-            modality,
-            protocol,
-            series_date,
-            description,
-            body_part,
-            number,
-            collection,
-            site,
-            patient_id,
-            sex,
-            study_age,
-            patient_age,
-            manufacturer,
-            model,
-            software,
-            count,
-            created,
-            licence,
-            licence_url,
-            doi,
-            size,
-            study_description,
-            study_date,
-        ) = pick(row)
-        released = nbia_date(created)
-        out.append(
-            {
-                "SeriesInstanceUID": uid,
-                "StudyInstanceUID": study_uid,
-                "Modality": modality,
-                "ProtocolName": protocol,
-                "SeriesDate": nbia_date(series_date),
-                "SeriesDescription": description,
-                "BodyPartExamined": body_part,
-                "SeriesNumber": number,
-                "AnnotationsFlag": None,
-                "Collection": collection,
-                "Site": site,
-                "PatientID": patient_id,
-                "PatientSex": sex,
-                "PatientAge": study_age or patient_age,
-                "AdmittingDiagnosisDescription": None,
-                "Manufacturer": manufacturer,
-                "ManufacturerModelName": model,
-                "SoftwareVersions": software,
-                "ImageCount": count,
-                "MaxSubmissionTimestamp": released,
-                "LicenseName": licence,
-                "LicenseURI": licence_url,
-                "DataDescriptionURI": doi,
-                "FileSize": size,
-                "ReleasedStatus": "Released",
-                "DateReleased": released,
-                "StudyDesc": study_description,
-                "StudyDate": nbia_date(study_date),
-                "ThirdPartyAnalysis": "NO",
-                "Authorized": 1,
-            }
-        )
-    return out
+    return [_series_dict(pick(row)) for row in result]
+
+
+def series_row(row: Any) -> dict[str, Any]:
+    """One series in v4 ``getSeries`` key order."""
+    return _series_dict([getattr(row, name) for name in _SERIES_FIELDS])
 
 
 def find_series(
