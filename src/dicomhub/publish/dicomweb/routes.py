@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -76,16 +76,30 @@ def search_studies(request: Request, db: DbDep, seen: NbiaVisibilityDep) -> Resp
     return _json(results, query.warnings)
 
 
+def _level_search(
+    request: Request,
+    level: str,
+    fixed: dict[str, str],
+    find: Callable[[qido.Query], Iterable[tuple[Any, ...]]],
+    result: Callable[..., dict[str, Any]],
+) -> Response:
+    """Series and instance searches: each row's entities, then the query and base URL."""
+    query = _search(request, level, fixed)
+    base = _base(request)
+    results = [result(*row, query, base) for row in find(query)]
+    return _json(results, query.warnings)
+
+
 def _series_search(
     request: Request, db: DbDep, seen: NbiaVisibilityDep, fixed: dict[str, str]
 ) -> Response:
-    query = _search(request, qido.SERIES, fixed)
-    base = _base(request)
-    results = [
-        attributes.series_result(series, study, patient, query, base)
-        for series, study, patient in qido.series(db, seen, query)
-    ]
-    return _json(results, query.warnings)
+    return _level_search(
+        request,
+        qido.SERIES,
+        fixed,
+        lambda query: qido.series(db, seen, query),
+        attributes.series_result,
+    )
 
 
 @router.get("/series")
@@ -105,13 +119,13 @@ def search_study_series(
 def _instance_search(
     request: Request, db: DbDep, seen: NbiaVisibilityDep, fixed: dict[str, str]
 ) -> Response:
-    query = _search(request, qido.INSTANCE, fixed)
-    base = _base(request)
-    results = [
-        attributes.instance_result(instance, series, study, patient, query, base)
-        for instance, series, study, patient in qido.instances(db, seen, query)
-    ]
-    return _json(results, query.warnings)
+    return _level_search(
+        request,
+        qido.INSTANCE,
+        fixed,
+        lambda query: qido.instances(db, seen, query),
+        attributes.instance_result,
+    )
 
 
 @router.get("/instances")
@@ -186,12 +200,19 @@ def retrieve_instance(
     return _instances_response(request, ctx, items)
 
 
+def _metadata_response(
+    request: Request, db: DbDep, seen: NbiaVisibilityDep, *uids: str
+) -> Response:
+    """The metadata of the visible instances ``uids`` (study, series, SOP) narrow down to."""
+    _check_json_accept(request)
+    items = retrieve.find_instances(db, seen, *uids)
+    return _json(retrieve.metadata(items, _base(request)))
+
+
 @router.get("/studies/{study}/metadata")
 def study_metadata(study: str, request: Request, db: DbDep, seen: NbiaVisibilityDep) -> Response:
     """The metadata of every visible instance of a study."""
-    _check_json_accept(request)
-    items = retrieve.find_instances(db, seen, study)
-    return _json(retrieve.metadata(items, _base(request)))
+    return _metadata_response(request, db, seen, study)
 
 
 @router.get("/studies/{study}/series/{series}/metadata")
@@ -199,9 +220,7 @@ def series_metadata(
     study: str, series: str, request: Request, db: DbDep, seen: NbiaVisibilityDep
 ) -> Response:
     """The metadata of every instance of a series."""
-    _check_json_accept(request)
-    items = retrieve.find_instances(db, seen, study, series)
-    return _json(retrieve.metadata(items, _base(request)))
+    return _metadata_response(request, db, seen, study, series)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
@@ -209,9 +228,7 @@ def instance_metadata(
     study: str, series: str, sop: str, request: Request, db: DbDep, seen: NbiaVisibilityDep
 ) -> Response:
     """The metadata of one instance."""
-    _check_json_accept(request)
-    items = retrieve.find_instances(db, seen, study, series, sop)
-    return _json(retrieve.metadata(items, _base(request)))
+    return _metadata_response(request, db, seen, study, series, sop)
 
 
 def _parts(part_type: str, syntax: str | None, chunks: list[bytes]) -> Response:
