@@ -7,7 +7,7 @@ nothing) and mounts the routers of the stages that belong to its side.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -39,6 +39,25 @@ def _templates(side: str) -> Jinja2Templates:
     return templates
 
 
+def _lifespan(
+    given: PublicContext | IntakeContext | None,
+    build: Callable[[], PublicContext | IntakeContext],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's context for its lifetime: the one given (the caller closes it) or a new one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = given or build()
+        app.state.context = ctx
+        try:
+            yield
+        finally:
+            if given is None:
+                ctx.close()
+
+    return lifespan
+
+
 def _base_app(side: str, lifespan: Callable[[FastAPI], object]) -> FastAPI:
     app = FastAPI(
         title=f"dicomhub {side}",
@@ -56,18 +75,7 @@ def _base_app(side: str, lifespan: Callable[[FastAPI], object]) -> FastAPI:
 
 def create_public_app(settings: PublicSettings, context: PublicContext | None = None) -> FastAPI:
     """The public app: search, collection pages, downloads and the standard APIs."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = context or PublicContext.from_settings(settings)
-        app.state.context = ctx
-        try:
-            yield
-        finally:
-            if context is None:
-                ctx.close()
-
-    app = _base_app("public", lifespan)
+    app = _base_app("public", _lifespan(context, lambda: PublicContext.from_settings(settings)))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -96,18 +104,7 @@ def create_public_app(settings: PublicSettings, context: PublicContext | None = 
 
 def create_intake_app(settings: IntakeSettings, context: IntakeContext | None = None) -> FastAPI:
     """The intake app: receiving, quarantine, curation (may hold PHI; never public)."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = context or IntakeContext.from_settings(settings)
-        app.state.context = ctx
-        try:
-            yield
-        finally:
-            if context is None:
-                ctx.close()
-
-    app = _base_app("intake", lifespan)
+    app = _base_app("intake", _lifespan(context, lambda: IntakeContext.from_settings(settings)))
     app.include_router(pages.health_router)
     app.include_router(pages.intake_router)
     app.include_router(intake_routes.router)
