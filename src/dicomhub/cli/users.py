@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
@@ -189,6 +189,26 @@ def list_command() -> None:
         console.print(grid)
 
 
+def _change_grant(
+    change: Callable[..., object],
+    done: str,
+    username: str,
+    role: str,
+    collection: str | None,
+    site: str | None,
+) -> None:
+    """Grant or revoke one role and say so (``done`` words the result around the grant)."""
+    with cli_errors():
+        with accounts_session() as session:
+            user = get_user(session, username)
+            change(
+                session, user, role, actor=actor(), origin=ORIGIN,
+                collection=collection, site=site,
+            )  # fmt: skip
+        shown = Grant(parse_role(role), collection, site)
+        console.print(f"{done.format(escape(str(shown)))} [bold]{escape(username)}[/bold]")
+
+
 @app.command("grant")
 def grant_command(
     username: Annotated[str, typer.Argument(help="Who gets the role.")],
@@ -197,15 +217,7 @@ def grant_command(
     site: SiteOption = None,
 ) -> None:
     """Give a user a role, archive-wide or narrowed to a collection (and site)."""
-    with cli_errors():
-        with accounts_session() as session:
-            user = get_user(session, username)
-            grant_role(
-                session, user, role, actor=actor(), origin=ORIGIN,
-                collection=collection, site=site,
-            )  # fmt: skip
-        shown = Grant(parse_role(role), collection, site)
-        console.print(f"granted {escape(str(shown))} to [bold]{escape(username)}[/bold]")
+    _change_grant(grant_role, "granted {} to", username, role, collection, site)
 
 
 @app.command("revoke-role")
@@ -216,15 +228,7 @@ def revoke_role_command(
     site: SiteOption = None,
 ) -> None:
     """Take a role grant away (its tokens stop working)."""
-    with cli_errors():
-        with accounts_session() as session:
-            user = get_user(session, username)
-            revoke_role(
-                session, user, role, actor=actor(), origin=ORIGIN,
-                collection=collection, site=site,
-            )  # fmt: skip
-        shown = Grant(parse_role(role), collection, site)
-        console.print(f"revoked {escape(str(shown))} from [bold]{escape(username)}[/bold]")
+    _change_grant(revoke_role, "revoked {} from", username, role, collection, site)
 
 
 @app.command("disable")

@@ -152,6 +152,15 @@ def _find_grant(
     return None
 
 
+def _audit_grant(
+    session: Session, actor: Principal | str, origin: str, action: str, user: User, grant: Grant
+) -> None:
+    """Flush a grant's change and audit it; granting and revoking record the same detail."""
+    session.flush()
+    detail = {"role": grant.role.value, "collection": grant.collection, "site": grant.site}
+    audit(session, actor, action, "user", user.username, origin, detail)
+
+
 def grant_role(
     session: Session,
     user: User,
@@ -178,9 +187,7 @@ def grant_role(
         raise Conflict(f"{user.username} already holds {scope}")
     grant = RoleGrant(role=role.value, collection=collection, site=site)
     user.grants.append(grant)
-    session.flush()
-    detail = {"role": role.value, "collection": collection, "site": site}
-    audit(session, actor, "role.grant", "user", user.username, origin, detail)
+    _audit_grant(session, actor, origin, "role.grant", user, Grant(role, collection, site))
     return grant
 
 
@@ -206,9 +213,7 @@ def revoke_role(
     if grant is None:
         raise NotFound(f"{user.username} holds no {Grant(role, collection, site)} grant")
     user.grants.remove(grant)
-    session.flush()
-    detail = {"role": role.value, "collection": collection, "site": site}
-    audit(session, actor, "role.revoke", "user", user.username, origin, detail)
+    _audit_grant(session, actor, origin, "role.revoke", user, Grant(role, collection, site))
 
 
 def grants_of(user: User) -> frozenset[Grant]:
