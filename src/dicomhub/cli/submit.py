@@ -52,6 +52,13 @@ WorkOption = Annotated[
     Path | None,
     typer.Option("--work", help="Folder for the state database, outbox, mappings and report."),
 ]
+WorkersOption = Annotated[
+    int, typer.Option("--workers", "-j", min=1, help="De-identification processes.")
+]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, help="Instances per request.")]
+RetriesOption = Annotated[int, typer.Option("--retries", min=0, help="Retries per batch.")]
+#: One de-identification process per core unless told otherwise.
+DEFAULT_WORKERS = max(1, os.cpu_count() or 1)
 
 
 @contextmanager
@@ -76,12 +83,8 @@ def run_command(
         typer.Argument(help="Folders (or files) to submit; none: what `listen` received."),
     ] = None,
     work: WorkOption = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-j", min=1, help="De-identification processes.")
-    ] = max(1, os.cpu_count() or 1),
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Instances per request.")
-    ] = 50,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    batch_size: BatchSizeOption = 50,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="De-identify into --out and send nothing.")
     ] = False,
@@ -89,7 +92,7 @@ def run_command(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep de-identified files after verification.")
     ] = False,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries per batch.")] = 5,
+    retries: RetriesOption = 5,
     backoff: Annotated[
         float, typer.Option("--backoff", min=0, help="First retry delay (s).")
     ] = 1.0,
@@ -313,19 +316,15 @@ def listen_command(
         typer.Option("--calling-ae", help="Accept only these calling AE titles (repeat)."),
     ] = None,
     work: WorkOption = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-j", min=1, help="De-identification processes.")
-    ] = max(1, os.cpu_count() or 1),
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Instances per request.")
-    ] = 50,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    batch_size: BatchSizeOption = 50,
     settle: Annotated[
         float, typer.Option("--settle", min=0, help="Quiet seconds before a cycle starts.")
     ] = 2.0,
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep received and de-identified files once verified.")
     ] = False,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries per batch.")] = 5,
+    retries: RetriesOption = 5,
 ) -> None:
     """Receive C-STORE from a PACS and de-identify, send and verify what arrives."""
     with _errors():
