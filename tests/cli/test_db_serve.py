@@ -87,9 +87,14 @@ def test_serve_runs_public_intake_and_dimse(env: dict[str, str], tmp_path: Path)
         echo = AE(ae_title="TESTSCU")
         echo.add_requested_context(Verification)
         assoc = echo.associate("127.0.0.1", ports["dimse"], ae_title="DICOMHUB")
-        assert assoc.is_established
-        status = assoc.send_c_echo()
-        assoc.release()
+        try:
+            assert assoc.is_established
+            status = assoc.send_c_echo()
+        finally:  # a failed echo must not leave the association's socket open
+            if assoc.is_established:
+                assoc.release()
+            else:
+                assoc.abort()
         assert status.Status == 0x0000
 
 
