@@ -111,6 +111,28 @@ def test_deid_provenance_required_by_default(
     assert not intake_context.store.exists(item.blob_key)
 
 
+def test_releasing_one_of_two_identical_held_items_keeps_the_bytes_of_the_other(
+    service: IntakeService, intake_context: IntakeContext
+) -> None:
+    session = service.open_session(Origin("cli", "t", "", COLLECTION, "SITE-B"))
+    data = instance_bytes()
+    first, second = service.store(session, data), service.store(session, data)
+    assert (first.reason, second.reason) == ("deid_provenance", "deid_provenance")
+    assert first.quarantine_id != second.quarantine_id
+    with intake_context.db.sessions() as db, db.begin():
+        db.add(SitePolicy(collection=COLLECTION, site="SITE-B", require_deid_provenance=False))
+    assert first.quarantine_id is not None
+    assert second.quarantine_id is not None
+    assert service.release(first.quarantine_id, actor="manager").outcome is Outcome.STORED
+    with intake_context.db.sessions() as db:
+        other = quarantine.get_item(db, second.quarantine_id)
+        assert other.state is QuarantineState.HELD
+    assert intake_context.store.get(other.blob_key) == data  # still there for the other item
+    replaced = service.release(second.quarantine_id, actor="manager")
+    assert replaced.outcome is Outcome.REPLACED  # the same instance again
+    assert not intake_context.store.exists(other.blob_key)  # now nobody holds them
+
+
 def test_out_of_scope_and_unknown_sop_class_are_refused_not_kept(
     service: IntakeService, intake_context: IntakeContext
 ) -> None:

@@ -164,7 +164,7 @@ def delete_item(
     item.updated_at = utcnow()
     audit(session, actor, "quarantine.delete", "quarantine_item", item.id, origin, {})
     session.flush()
-    if not _shared(session, item):
+    if not shared(session, item):
         key = item.blob_key
 
         @event.listens_for(session, "after_commit", once=True)
@@ -201,7 +201,7 @@ _SHOWN = (
 )  # fmt: skip
 
 
-def _shared(session: Session, item: QuarantineItem) -> bool:
+def shared(session: Session, item: QuarantineItem) -> bool:
     """Whether another held item keeps the same bytes."""
     other = session.scalar(
         select(func.count(QuarantineItem.id)).where(

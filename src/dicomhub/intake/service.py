@@ -396,7 +396,10 @@ class IntakeService:
             item.updated_at = utcnow()
             audit(db, actor, "quarantine.release", "quarantine_item", item_id, origin,
                   {"outcome": result.outcome.value, "reason": result.reason})  # fmt: skip
-        if result.accepted:
+            db.flush()
+            # Identical bytes held twice share one key: the other item still needs them.
+            still_held = quarantine.shared(db, item)
+        if result.accepted and not still_held:
             with contextlib.suppress(ArchiveError, OSError):
                 self.store_.delete(key)
         return result
