@@ -41,12 +41,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicomhub.core.db import Instance, Series
-from dicomhub.core.store.base import BlobStore
+from dicomhub.core.store.base import BlobStore, verified_blob
 from dicomhub.errors import NotFound
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.filters import SeriesFilter, check_uid
 from dicomhub.publish.http import ContextDep, DbDep, VisibilityDep
-from dicomhub.publish.nbia.archive import verified_blob
 from dicomhub.publish.query import series_scope
 
 LOGGER = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from dicomhub.core.store.base import (
     BlobStore,
     blob_key_for,
     check_key,
+    verified_blob,
 )
 from dicomhub.core.store.factory import make_store
 from dicomhub.core.store.filesystem import FilesystemStore
@@ -30,6 +31,7 @@ __all__ = [
     "blob_key_for",
     "check_key",
     "make_store",
+    "verified_blob",
 ]
 
 

@@ -14,13 +14,16 @@ past it gives nothing, and a negative bound or ``end < start`` is a BadRequest.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from dicomhub.errors import BadRequest
+from dicomhub.errors import BadRequest, StorageError
+
+LOGGER = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -207,3 +210,28 @@ class ChunkStream(Iterator[bytes]):
 
     def __del__(self) -> None:
         self.close()
+
+
+def verified_blob(store: BlobStore, key: str, size: int, sha256: str) -> Iterator[bytes]:
+    """One blob's bytes, checked against its record.
+
+    The last chunk is held back until the digest is checked, so a damaged blob
+    never reaches the client whole: the response ends short and the client
+    sees a broken transfer.
+    """
+    digest = hashlib.sha256()
+    written = 0
+    held: bytes | None = None
+    for chunk in store.open(key):
+        digest.update(chunk)
+        written += len(chunk)
+        if written > size:
+            break
+        if held is not None:
+            yield held
+        held = chunk
+    if written != size or digest.hexdigest() != sha256:
+        LOGGER.error("blob %s does not match its record", key)
+        raise StorageError("the stored file is damaged; download stopped")
+    if held is not None:
+        yield held

@@ -25,13 +25,12 @@ from sqlalchemy.orm import Session
 
 from dicomhub.core.db import Instance, Series, Study
 from dicomhub.core.dicom.header import BULK_SCHEME
-from dicomhub.core.store.base import BlobStore
+from dicomhub.core.store.base import BlobStore, verified_blob
 from dicomhub.errors import BadRequest, NotFound, Rejected
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.dicomweb import media
 from dicomhub.publish.dicomweb.qido import visible
 from dicomhub.publish.filters import check_uid
-from dicomhub.publish.nbia.archive import verified_blob
 
 MAX_FRAMES = 10_000
 _FRAME_LIST = re.compile(r"\d{1,6}(,\d{1,6})*")

@@ -16,7 +16,6 @@ so a client never receives a complete-looking but short ZIP.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dicomhub.core.store.base import BlobStore
+from dicomhub.core.store.base import BlobStore, verified_blob
 from dicomhub.errors import StorageError
 from dicomhub.publish.nbia.instances import InstanceRow
 from dicomhub.publish.zipparts import (
@@ -159,41 +158,8 @@ def stream(store: BlobStore, members: Sequence[Member], when: datetime) -> Itera
 
 def _copy_blob(store: BlobStore, member: Member, out: Any, sink: Sink) -> Iterator[bytes]:
     assert member.blob_key is not None
-    digest = hashlib.sha256()
-    written = 0
-    for chunk in store.open(member.blob_key):
-        digest.update(chunk)
-        written += len(chunk)
-        if written > member.size:
-            break
+    assert member.sha256 is not None
+    for chunk in verified_blob(store, member.blob_key, member.size, member.sha256):
         out.write(chunk)
         if sink.pending >= FLUSH_AT:
             yield sink.drain()
-    if written != member.size or digest.hexdigest() != member.sha256:
-        LOGGER.error("blob %s does not match its record; download stopped", member.blob_key)
-        raise StorageError("a stored file of this series is damaged; download stopped")
-
-
-def verified_blob(store: BlobStore, key: str, size: int, sha256: str) -> Iterator[bytes]:
-    """One blob's bytes, checked against its record.
-
-    The last chunk is held back until the digest is checked, so a damaged blob
-    never reaches the client whole: the response ends short and the client
-    sees a broken transfer.
-    """
-    digest = hashlib.sha256()
-    written = 0
-    held: bytes | None = None
-    for chunk in store.open(key):
-        digest.update(chunk)
-        written += len(chunk)
-        if written > size:
-            break
-        if held is not None:
-            yield held
-        held = chunk
-    if written != size or digest.hexdigest() != sha256:
-        LOGGER.error("blob %s does not match its record", key)
-        raise StorageError("the stored file is damaged; download stopped")
-    if held is not None:
-        yield held

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from dicomhub.context import PublicContext
+from dicomhub.core.store.base import verified_blob
 from dicomhub.errors import BadRequest, NotFound, PayloadTooLarge
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.nbia import archive, ranges
@@ -109,7 +110,7 @@ def single_image(
         headers["Content-Range"] = f"bytes */{instance.size}"
         return Response(status_code=416, headers=headers)
     if wanted is None:
-        body = archive.verified_blob(ctx.store, instance.blob_key, instance.size, instance.sha256)
+        body = verified_blob(ctx.store, instance.blob_key, instance.size, instance.sha256)
         headers["Content-Length"] = str(instance.size)
         return StreamingResponse(body, media_type="application/dicom", headers=headers)
     part = ranges.sliced_blob(ctx.store, instance.blob_key, instance.size, instance.sha256, wanted)

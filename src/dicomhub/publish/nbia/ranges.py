@@ -17,8 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dicomhub.core.store.base import BlobStore
-from dicomhub.publish.nbia.archive import verified_blob
+from dicomhub.core.store.base import BlobStore, verified_blob
 
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
 

@@ -17,8 +17,8 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from dicomhub.core.store.base import BlobStore
-from dicomhub.publish.nbia.archive import Member, verified_blob
+from dicomhub.core.store.base import BlobStore, verified_blob
+from dicomhub.publish.nbia.archive import Member
 
 BLOCK = tarfile.BLOCKSIZE
 _END = b"\0" * (2 * BLOCK)

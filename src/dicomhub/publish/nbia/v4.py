@@ -14,10 +14,11 @@ from datetime import date
 
 from fastapi import APIRouter, Request, Response
 
+from dicomhub.core.store.base import verified_blob
 from dicomhub.errors import BadRequest
 from dicomhub.publish.http import ContextDep, DbDep
 from dicomhub.publish.manifests import MANIFEST_MEDIA_TYPE, basket_id, tcia_manifest
-from dicomhub.publish.nbia import archive, catalog, handlers, instances, search
+from dicomhub.publish.nbia import catalog, handlers, instances, search
 from dicomhub.publish.nbia.auth import NbiaVisibilityDep
 from dicomhub.publish.nbia.formats import (
     CSV_DOWNLOAD,
@@ -348,7 +349,7 @@ def get_dicom_tags(
     if not images:
         return Response(status_code=200)
     first = images[0]
-    data = b"".join(archive.verified_blob(ctx.store, first.blob_key, first.size, first.sha256))
+    data = b"".join(verified_blob(ctx.store, first.blob_key, first.size, first.sha256))
     rows = dicom_tags(data)
     return render(rows, ("element", "name", "data"), _fmt(params))
 
