@@ -25,10 +25,11 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from dicomhub.context import PublicContext
-from dicomhub.core.auth import Principal, authenticate_password
+from dicomhub.core.auth import Principal
 from dicomhub.errors import ConfigurationError, Forbidden
-from dicomhub.publish.access import Visibility, visibility
+from dicomhub.publish.access import Visibility, authenticate, visibility
 from dicomhub.publish.basket import Owner, merge_into
+from dicomhub.settings import LdapSettings
 
 SESSION_USER = "uid"
 SESSION_BASKET = "basket"
@@ -102,10 +103,16 @@ def require_same_origin(request: Request) -> None:
         raise Forbidden("cross-site request refused")
 
 
-def log_in(request: Request, session: Session, username: str, password: str) -> Principal:
-    """Check a local password, put the user in the session cookie, keep the guest basket."""
+def sign_in(
+    request: Request, session: Session, ldap: LdapSettings | None, username: str, password: str
+) -> Principal:
+    """Check the credentials (local or directory), put the user in the session cookie.
+
+    A guest basket started before signing in is merged into the user's, so
+    nothing picked while anonymous is lost.
+    """
     origin = request.client.host if request.client else ""
-    principal = authenticate_password(session, username, password, origin=origin)
+    principal = authenticate(session, ldap, username, password, origin)
     cookie = _cookie(request)
     guest_key = cookie.get(SESSION_BASKET)
     if isinstance(guest_key, str) and principal.user_id is not None:

@@ -29,8 +29,8 @@ from dicomhub.publish.http import (
     log_out,
     public_context,
     require_same_origin,
+    sign_in,
 )
-from dicomhub.publish.routes import sign_in
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 

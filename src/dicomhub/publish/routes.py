@@ -15,12 +15,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
-from dicomhub.core.auth import Principal
 from dicomhub.errors import BadRequest, NotFound, Unauthorized
 from dicomhub.publish import basket as baskets
-from dicomhub.publish.access import authenticate
 from dicomhub.publish.collections import (
     collection_detail,
     list_collections,
@@ -30,8 +27,6 @@ from dicomhub.publish.collections import (
 from dicomhub.publish.facets import facet_counts, faceted_search
 from dicomhub.publish.filters import Page, SeriesFilter, check_name, check_uid, parse_query
 from dicomhub.publish.http import (
-    SESSION_BASKET,
-    SESSION_USER,
     ContextDep,
     DbDep,
     PrincipalDep,
@@ -40,6 +35,7 @@ from dicomhub.publish.http import (
     log_out,
     public_context,
     require_same_origin,
+    sign_in,
 )
 from dicomhub.publish.manifests import (
     MANIFEST_MEDIA_TYPE,
@@ -50,7 +46,6 @@ from dicomhub.publish.manifests import (
 )
 from dicomhub.publish.query import search_series, series_detail, series_scope
 from dicomhub.publish.zipstream import zip_length, zip_series
-from dicomhub.settings import LdapSettings
 
 router = APIRouter(prefix="/api", tags=["public"])
 
@@ -423,23 +418,6 @@ def basket_zip(
 
 
 # -- login ---------------------------------------------------------------------
-
-
-def sign_in(
-    request: Request, session: Session, ldap: LdapSettings | None, username: str, password: str
-) -> Principal:
-    """Check the credentials, put the user in the session cookie, keep the guest basket."""
-    origin = request.client.host if request.client else ""
-    principal = authenticate(session, ldap, username, password, origin)
-    cookie: dict[str, object] = request.session if "session" in request.scope else {}
-    guest_key = cookie.get(SESSION_BASKET)
-    if isinstance(guest_key, str) and principal.user_id is not None:
-        guest, user = baskets.Owner(session_key=guest_key), baskets.Owner(user_id=principal.user_id)
-        baskets.merge_into(session, guest, user)
-    cookie.clear()
-    cookie[SESSION_USER] = principal.user_id
-    session.commit()
-    return principal
 
 
 @router.post("/login")
