@@ -13,13 +13,14 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomhub.errors import ArchiveError
 
 EXPLICIT_LE = str(ExplicitVRLittleEndian)
+IMPLICIT_LE = str(ImplicitVRLittleEndian)
 ANY = "*"
-#: Transfer syntaxes of uncompressed pixel data the archive can rewrite as Explicit VR LE.
+#: The little-endian uncompressed transfer syntaxes the archive can rewrite an instance in.
 NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 #: Compressed frame media types by transfer syntax (PS3.18 Table 8.7.3-2).
 FRAME_TYPES = {
@@ -125,11 +126,11 @@ def choose_syntax(stored: str, wanted: list[str]) -> str:
     for syntax in wanted:
         if syntax in (ANY, stored):
             return stored
-        if syntax == EXPLICIT_LE and (stored in NATIVE or _decodable(stored)):
-            return EXPLICIT_LE
+        if syntax in NATIVE and (stored in NATIVE or _decodable(stored)):
+            return syntax
     raise NotAcceptable(
         f"the instance is stored as {stored}; it can be sent as stored "
-        f"(transfer-syntax=*) or as {EXPLICIT_LE}"
+        f"(transfer-syntax=*), as {EXPLICIT_LE} or as {IMPLICIT_LE}"
     )
 
 
@@ -154,7 +155,8 @@ def closing(boundary_text: str) -> bytes:
 
 
 def multipart_type(part_type: str, boundary_text: str, syntax: str | None = None) -> str:
-    value = f'multipart/related; type="{part_type}"; boundary={boundary_text}'
+    """A multipart/related Content-Type; the boundary comes last for parsers that split on it."""
+    value = f'multipart/related; type="{part_type}"'
     if syntax:
         value += f"; transfer-syntax={syntax}"
-    return value
+    return f"{value}; boundary={boundary_text}"

@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
-from sqlalchemy import ColumnElement, Select, and_, func, not_, select
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from dicomhub.core.db import Collection, Instance, Patient, Series, Study
@@ -34,6 +34,9 @@ STUDY, SERIES, INSTANCE = "study", "series", "instance"
 _LEVELS = {STUDY: 0, SERIES: 1, INSTANCE: 2}
 _PARAMS = frozenset({"limit", "offset", "fuzzymatching", "includefield"})
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
+_Row = TypeVar("_Row")
+#: The warning PS3.18 gives for a search page that is not the last one.
+MORE_RESULTS = "There are additional results that can be requested"
 
 #: keyword → (level, column, kind).  Kinds: uid, text, name (PN), date, int, modality.
 MATCHABLE: dict[str, tuple[str, Any, str]] = {
@@ -75,6 +78,17 @@ class Query:
     warnings: list[str] = field(default_factory=list)
     #: Matching on a study, series or instance UID (a small set, worth ordering fully).
     narrow: bool = False
+
+    def page(self, rows: list[_Row]) -> list[_Row]:
+        """``rows`` cut to the limit, with PS3.18's warning when more could be asked for.
+
+        The searches fetch one row beyond the limit, so a client learns that
+        the page is not the end without a count of every match.
+        """
+        if len(rows) <= self.limit:
+            return rows
+        self.warnings.append(MORE_RESULTS)
+        return rows[: self.limit]
 
 
 def keyword_of(name: str) -> str | None:
@@ -159,8 +173,14 @@ def _integer(value: str, what: str) -> int:
 
 
 def parse(items: Iterable[tuple[str, str]], level: str) -> Query:
-    """Check and translate the query parameters of a search at ``level``."""
+    """Check and translate the query parameters of a search at ``level``.
+
+    An attribute given more than once matches any of its values, as a
+    comma-separated list does: dicomweb-client sends a Python list of values
+    (``{"ModalitiesInStudy": ["CT", "MR"]}``) as repeated parameters.
+    """
     query = Query(level)
+    values: dict[str, list[str]] = {}
     for name, raw in items:
         value = raw.strip()
         if name in _PARAMS:
@@ -169,16 +189,18 @@ def parse(items: Iterable[tuple[str, str]], level: str) -> Query:
         keyword = keyword_of(name)
         if keyword is None:
             raise BadRequest(f"unknown QIDO-RS parameter or attribute {name[:40]!r}")
-        if not value:
-            continue  # universal matching
+        if value:  # an empty value is universal matching
+            values.setdefault(keyword, []).append(value)
+    for keyword, given in values.items():
         spec = MATCHABLE.get(keyword)
         if spec is None or _LEVELS[spec[0]] > _LEVELS[level]:
             query.warnings.append(f"matching on {keyword} is not supported here; ignored")
             continue
         target = query.study_conditions if keyword == "ModalitiesInStudy" else query.conditions
-        if MATCHABLE[keyword][2] == "uid" and keyword != "SOPClassUID":
+        if spec[2] == "uid" and keyword != "SOPClassUID":
             query.narrow = True
-        target.append(_condition(keyword, value))
+        conditions = [_condition(keyword, value) for value in given]
+        target.append(conditions[0] if len(conditions) == 1 else or_(*conditions))
     return query
 
 
@@ -233,14 +255,14 @@ def visible(seen: Visibility) -> ColumnElement[bool]:
 
 
 def studies(session: Session, seen: Visibility, query: Query) -> list[Any]:
-    """One page of matching studies (Study, Patient) that hold a visible series."""
+    """One page (plus one row) of matching studies (Study, Patient) with a visible series."""
     has_visible = select(Series.id).where(Series.study_id == Study.id, visible(seen)).exists()
     stmt = (
         select(Study, Patient)
         .join(Patient, Patient.id == Study.patient_id)
         .where(has_visible, *query.conditions, *query.study_conditions)
         .order_by(Study.id)
-        .limit(query.limit)
+        .limit(query.limit + 1)
         .offset(query.offset)
     )
     return list(session.execute(stmt))
@@ -311,7 +333,7 @@ _SERIES_COLUMNS: tuple[Any, ...] = (
 def series(
     session: Session, seen: Visibility, query: Query
 ) -> list[tuple[SeriesHit, StudyHit, PatientHit]]:
-    """One page of matching visible series, in series order.
+    """One page (plus one row) of matching visible series, in series order.
 
     Plain columns rather than ORM entities: a page is a hundred rows that are
     only read once, and loading three mapped objects per row cost more than
@@ -324,7 +346,7 @@ def series(
         .join(Patient, Patient.id == Study.patient_id)
         .where(visible(seen), *query.conditions, *query.study_conditions)
         .order_by(Series.id)
-        .limit(query.limit)
+        .limit(query.limit + 1)
         .offset(query.offset)
     )
     out = []
@@ -335,7 +357,7 @@ def series(
 
 
 def instances(session: Session, seen: Visibility, query: Query) -> list[Any]:
-    """One page of matching instances of visible series (Instance, Series, Study, Patient).
+    """One page (plus one row) of matching instances of visible series (Instance, Series, ...).
 
     Within a study or series, instances come in InstanceNumber order; a search
     across the archive pages in row order, which needs no sort of every match.
@@ -350,7 +372,7 @@ def instances(session: Session, seen: Visibility, query: Query) -> list[Any]:
         .join(Patient, Patient.id == Study.patient_id)
         .where(visible(seen), *query.conditions, *query.study_conditions)
         .order_by(*order)
-        .limit(query.limit)
+        .limit(query.limit + 1)
         .offset(query.offset)
     )
     return list(session.execute(stmt))

@@ -19,7 +19,7 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import UID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ from dicomhub.publish.filters import check_uid
 
 MAX_FRAMES = 10_000
 _FRAME_LIST = re.compile(r"\d{1,6}(,\d{1,6})*")
+PIXEL_DATA = "7FE00010"
 _BULK_PATH = re.compile(r"[0-9A-Fa-f]{8}(\.\d{1,6}\.[0-9A-Fa-f]{8})*")
 
 
@@ -102,14 +103,29 @@ def location(base: str, item: Stored) -> str:
 
 
 def metadata(items: Sequence[Stored], base: str) -> list[dict[str, Any]]:
-    """The stored headers as DICOM JSON, bulk data placeholders turned into URLs."""
+    """The stored headers as DICOM JSON, bulk data placeholders turned into URLs.
+
+    Stored headers stop before the pixel data; an image (one with Rows) gets
+    its Pixel Data back as a BulkDataURI, as PS3.18 metadata carries it, so a
+    client can fetch the whole value as well as single frames.
+    """
     out = []
     for item in items:
         prefix = location(base, item) + "/bulk/"
         header = _resolve(item.header, prefix)
         header.setdefault("00083002", {"vr": "UI", "Value": [item.transfer_syntax]})
+        if PIXEL_DATA not in header and "00280010" in header:
+            header[PIXEL_DATA] = {"vr": _pixel_vr(item), "BulkDataURI": prefix + PIXEL_DATA}
         out.append(dict(sorted(header.items())))
     return out
+
+
+def _pixel_vr(item: Stored) -> str:
+    """OW for native pixels of more than 8 bits, OB otherwise (PS3.5 A.1, A.4)."""
+    bits = item.header.get("00280100", {}).get("Value", [8])
+    if UID(item.transfer_syntax).is_compressed or not bits or int(bits[0]) <= 8:
+        return "OB"
+    return "OW"
 
 
 def _resolve(value: Any, prefix: str) -> Any:
@@ -127,8 +143,8 @@ def _resolve(value: Any, prefix: str) -> Any:
 # -- instances ------------------------------------------------------------------------------
 
 
-def transcode(data: bytes, syntax: str) -> bytes:
-    """The file rewritten in Explicit VR Little Endian (decoded first if compressed)."""
+def transcode(data: bytes, syntax: str, target: str = media.EXPLICIT_LE) -> bytes:
+    """The file rewritten in ``target``, an uncompressed little-endian syntax (decoded first)."""
     ds = dcmread(io.BytesIO(data))
     if UID(syntax).is_compressed:
         try:
@@ -137,16 +153,29 @@ def transcode(data: bytes, syntax: str) -> bytes:
             raise media.NotAcceptable(
                 f"cannot decode {syntax} here; ask for transfer-syntax=*"
             ) from exc
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.TransferSyntaxUID = UID(target)
     buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
+    ds.save_as(buffer, implicit_vr=target == media.IMPLICIT_LE, enforce_file_format=True)
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A multipart body of instances, its length if known, and its one transfer syntax if any."""
+
+    body: Iterator[bytes]
+    length: int | None
+    syntax: str | None
 
 
 def instance_parts(
     store: BlobStore, items: Sequence[Stored], syntaxes: Sequence[str], base: str, boundary: str
-) -> tuple[Iterator[bytes], int | None]:
-    """The multipart body of ``items`` and its length when it is known in advance."""
+) -> Parts:
+    """The multipart body of ``items``, its length when known in advance, and its syntax.
+
+    ``syntax`` is set when every part has the same transfer syntax, so the
+    response's Content-Type can carry it as the request's Accept did.
+    """
     chosen = [media.choose_syntax(item.transfer_syntax, list(syntaxes)) for item in items]
     headers = [
         media.part_header(
@@ -166,11 +195,12 @@ def instance_parts(
             if syntax == item.transfer_syntax:
                 yield from blob
             else:
-                yield transcode(b"".join(blob), item.transfer_syntax)
+                yield transcode(b"".join(blob), item.transfer_syntax, syntax)
             yield b"\r\n"
         yield media.closing(boundary)
 
-    return body(), length
+    uniform = chosen[0] if chosen and len(set(chosen)) == 1 else None
+    return Parts(body(), length, uniform)
 
 
 # -- frames and bulk data -------------------------------------------------------------------

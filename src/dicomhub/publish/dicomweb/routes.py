@@ -38,14 +38,25 @@ def _check_json_accept(request: Request) -> None:
     raise media.NotAcceptable(f"search results are served as {DICOM_JSON}")
 
 
-def _json(value: Any, warnings: Iterable[str] = ()) -> Response:
-    headers = {}
+def _warnings(warnings: Iterable[str]) -> dict[str, str]:
     notes = [f'299 dicomhub "{text}"' for text in warnings]
-    if notes:
-        headers["Warning"] = ", ".join(notes)
+    return {"Warning": ", ".join(notes)} if notes else {}
+
+
+def _json(value: Any, warnings: Iterable[str] = ()) -> Response:
     return Response(
-        json.dumps(value, separators=(",", ":")), media_type=DICOM_JSON, headers=headers
+        json.dumps(value, separators=(",", ":")), media_type=DICOM_JSON, headers=_warnings(warnings)
     )
+
+
+def _results(results: list[dict[str, Any]], warnings: Iterable[str]) -> Response:
+    """A search's answer: the matches, or 204 No Content when there are none (PS3.18).
+
+    dicomweb-client and OHIF read an empty 204 as an empty result list.
+    """
+    if not results:
+        return Response(status_code=204, headers=_warnings(warnings))
+    return _json(results, warnings)
 
 
 def _search(request: Request, level: str, fixed: dict[str, str]) -> qido.Query:
@@ -66,14 +77,14 @@ def _search(request: Request, level: str, fixed: dict[str, str]) -> qido.Query:
 def search_studies(request: Request, db: DbDep, seen: NbiaVisibilityDep) -> Response:
     """Search for studies."""
     query = _search(request, qido.STUDY, {})
-    rows = qido.studies(db, seen, query)
+    rows = query.page(qido.studies(db, seen, query))
     counts = qido.study_counts(db, seen, [study.id for study, _ in rows])
     base = _base(request)
     results = [
         attributes.study_result(study, patient, counts.get(study.id, (0, 0, [])), base)
         for study, patient in rows
     ]
-    return _json(results, query.warnings)
+    return _results(results, query.warnings)
 
 
 def _level_search(
@@ -86,8 +97,8 @@ def _level_search(
     """Series and instance searches: each row's entities, then the query and base URL."""
     query = _search(request, level, fixed)
     base = _base(request)
-    results = [result(*row, query, base) for row in find(query)]
-    return _json(results, query.warnings)
+    results = [result(*row, query, base) for row in query.page(list(find(query)))]
+    return _results(results, query.warnings)
 
 
 def _series_search(
@@ -159,14 +170,13 @@ def _instances_response(
 ) -> StreamingResponse:
     syntaxes = media.dicom_syntaxes(media.parse_accept(request.headers.get("accept")))
     boundary = media.boundary()
-    body, length = retrieve.instance_parts(ctx.store, items, syntaxes, _base(request), boundary)
+    parts = retrieve.instance_parts(ctx.store, items, syntaxes, _base(request), boundary)
     for item in items:
         if not ctx.store.exists(item.blob_key):
             raise NotFound(f"the file of instance {item.sop_uid} is missing")
-    headers = {"Content-Length": str(length)} if length is not None else {}
-    return StreamingResponse(
-        body, media_type=media.multipart_type("application/dicom", boundary), headers=headers
-    )
+    headers = {"Content-Length": str(parts.length)} if parts.length is not None else {}
+    media_type = media.multipart_type("application/dicom", boundary, parts.syntax)
+    return StreamingResponse(parts.body, media_type=media_type, headers=headers)
 
 
 @router.get("/studies/{study}")
@@ -243,7 +253,7 @@ def _parts(part_type: str, syntax: str | None, chunks: list[bytes]) -> Response:
         yield media.closing(boundary)
 
     payload = b"".join(body())
-    return Response(payload, media_type=media.multipart_type(part_type, boundary))
+    return Response(payload, media_type=media.multipart_type(part_type, boundary, syntax))
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame_list}")
