@@ -26,6 +26,9 @@ from dicomhub.publish.nbia.formats import nbia_date
 from dicomhub.publish.query import Scope, joined_series, ordered, series_scope, text_key
 
 _CHUNK = 500
+#: The one species the archive holds (SNOMED CT "Homo sapiens"), as simple search reports it.
+HUMAN = "337915000"
+HUMAN_NAME = "Homo sapiens"
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,8 @@ def metadata_row(row: Any) -> dict[str, Any]:
     out |= {
         "PatientName": row.patient_name,
         "EthnicGroup": row.ethnic_group,
+        "SpeciesCode": HUMAN,
+        "SpeciesDescription": HUMAN_NAME,
         "StudyID": row.study_number,
     }
     return out
@@ -389,8 +394,8 @@ def find_patients(
             "EthnicGroup": patient.ethnic_group,
             "Collection": name,
             "Phantom": None,
-            "SpeciesCode": None,
-            "SpeciesDescription": None,
+            "SpeciesCode": HUMAN,
+            "SpeciesDescription": HUMAN_NAME,
             "Authorized": 1,
         }
         for patient, name in session.execute(query)

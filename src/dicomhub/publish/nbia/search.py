@@ -26,7 +26,7 @@ from dicomhub.core.db import Collection, Patient, Series, Study
 from dicomhub.errors import BadRequest
 from dicomhub.publish.access import Visibility
 from dicomhub.publish.filters import SeriesFilter, check_name
-from dicomhub.publish.nbia.catalog import visible_collection_ids
+from dicomhub.publish.nbia.catalog import HUMAN, visible_collection_ids
 from dicomhub.publish.nbia.formats import parse_nbia_date
 from dicomhub.publish.query import series_scope
 
@@ -43,8 +43,6 @@ _LIST_TYPES = {
     "SpeciesCriteria": "species",
 }
 _DATE_TYPES = frozenset({"DateRangeCriteria", "Criteria.DateRange"})
-#: The one species the archive holds (SNOMED CT "Homo sapiens").
-HUMAN = "337915000"
 
 
 @dataclass
