@@ -24,7 +24,7 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from sqlalchemy import select, update
 
-from dicomhub.core.db import Instance, Series, make_engine, make_sessionmaker
+from dicomhub.core.db import Instance, Series, Study, make_engine, make_sessionmaker
 from dicomhub.core.dicom.header import read_header
 from tests.fixtures.public_data import BRAIN, LUNG
 from tests.publish.conftest import PublicSite
@@ -269,3 +269,44 @@ def test_unacceptable_and_unknown(web: httpx.Client, api_site: PublicSite) -> No
     assert web.get(f"{base}/instances/1.2.3.4/metadata").status_code == 404
     assert web.get("/studies", params={"StudyInstanceUID": ["1.2.3", "x.y"]}).status_code == 400
     assert web.get("/studies", params={"ModalitiesInStudy": ""}).status_code == 200  # universal
+
+
+@contextmanager
+def _study_times(site: PublicSite, times: dict[str, str]) -> Iterator[None]:
+    """Give studies a StudyTime (the catalogue has none) for the length of a block."""
+    engine = make_engine(site.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            for uid, value in times.items():
+                session.execute(
+                    update(Study).where(Study.study_instance_uid == uid).values(study_time=value)
+                )
+            session.commit()
+            try:
+                yield
+            finally:
+                session.execute(
+                    update(Study)
+                    .where(Study.study_instance_uid.in_(list(times)))
+                    .values(study_time="")
+                )
+                session.commit()
+    finally:
+        engine.dispose()
+
+
+def test_time_ranges(client: DICOMwebClient, web: httpx.Client, api_site: PublicSite) -> None:
+    morning, afternoon = api_site.catalogue.studies[BRAIN][:2]
+    with _study_times(api_site, {morning: "093000", afternoon: "141500.25"}):
+        for value, expected in (
+            ("093000", [morning]),
+            ("0900-1000", [morning]),
+            ("-1415", [morning, afternoon]),  # up to 14:15:59.999999
+            ("1415-", [afternoon]),
+            ("141500.3-", []),
+            ("000000-235959", [morning, afternoon]),
+        ):
+            found = client.search_for_studies(search_filters={"StudyTime": value})
+            assert sorted(_values(found, "0020000D")) == sorted(expected), value
+        for bad in ("9am", "25-", "1200-1100", "-"):
+            assert web.get("/studies", params={"StudyTime": bad}).status_code == 400, bad

@@ -38,11 +38,11 @@ _Row = TypeVar("_Row")
 #: The warning PS3.18 gives for a search page that is not the last one.
 MORE_RESULTS = "There are additional results that can be requested"
 
-#: keyword → (level, column, kind).  Kinds: uid, text, name (PN), date, int, modality.
+#: keyword → (level, column, kind).  Kinds: uid, text, name (PN), date, time, int, modality.
 MATCHABLE: dict[str, tuple[str, Any, str]] = {
     "StudyInstanceUID": (STUDY, Study.study_instance_uid, "uid"),
     "StudyDate": (STUDY, Study.study_date, "date"),
-    "StudyTime": (STUDY, Study.study_time, "text"),
+    "StudyTime": (STUDY, Study.study_time, "time"),
     "AccessionNumber": (STUDY, Study.accession_number, "text"),
     "StudyID": (STUDY, Study.study_id, "text"),
     "StudyDescription": (STUDY, Study.study_description, "text"),
@@ -142,6 +142,40 @@ def _date_range(column: Any, value: str, keyword: str) -> ColumnElement[bool]:
     return and_(*parts)
 
 
+_TIME = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
+
+
+def _time(value: str, keyword: str) -> str:
+    whole = value.partition(".")[0]
+    fields = [int(whole[i : i + 2]) for i in range(0, len(whole), 2)] if whole.isdigit() else []
+    limits = (23, 59, 60)  # 60: a leap second
+    if not _TIME.fullmatch(value) or any(f > m for f, m in zip(fields, limits, strict=False)):
+        raise BadRequest(f"{keyword} must be a time HHMMSS or a range A-B, got {value[:40]!r}")
+    return value
+
+
+def _time_range(column: Any, value: str, keyword: str) -> ColumnElement[bool]:
+    """TM matching on the stored text: single values exactly, ranges by string order.
+
+    TM text sorts as time does; the end of a range is widened to the last
+    instant its precision names (``-1230`` takes 12:30:59.999999).
+    """
+    if "-" not in value:
+        return _bool(column == _time(value, keyword))
+    start, _, end = value.partition("-")
+    if not start and not end:
+        raise BadRequest(f"{keyword}: a range needs at least one end")
+    parts = [column != ""]
+    if start:
+        parts.append(column >= _time(start, keyword))
+    if end:
+        whole, _, fraction = _time(end, keyword).partition(".")
+        parts.append(column <= whole.ljust(6, "9") + "." + fraction.ljust(6, "9"))
+    if start and end and end.ljust(6, "9") < start:
+        raise BadRequest(f"{keyword}: the range ends before it starts")
+    return and_(*parts)
+
+
 def _condition(keyword: str, value: str) -> ColumnElement[bool]:
     _level, column, kind = MATCHABLE[keyword]
     if len(value) > 1024:
@@ -153,6 +187,8 @@ def _condition(keyword: str, value: str) -> ColumnElement[bool]:
         return _bool(column.in_(uids))
     if kind == "date":
         return _date_range(column, value, keyword)
+    if kind == "time":
+        return _time_range(column, value.strip(), keyword)
     if kind == "int":
         if not re.fullmatch(r"[+-]?\d{1,9}", value.strip()):
             raise BadRequest(f"{keyword} must be an integer, got {value[:40]!r}")
