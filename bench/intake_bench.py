@@ -1,6 +1,7 @@
 """Intake throughput: dicomhub against Orthanc, same corpus, same client, same run.
 
 Usage: python bench/intake_bench.py [--instances N] [--rounds R] [--batch 50] [--json OUT]
+       [--ways stow,cstore] [--servers dicomhub-sqlite,dicomhub-postgresql]
 
 Writes N synthetic CT instances (512x512 int16, explicit VR little endian, a few
 patients and series, unique UIDs), then stores the whole corpus, each time into a
@@ -352,8 +353,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"corpus: {len(files)} instances, {megabytes:.0f} MB", flush=True)
         with postgres() as pg_admin:
             for round_ in range(args.rounds):
-                for server in ("orthanc", "dicomhub-sqlite", "dicomhub-postgresql"):
-                    for way in ("stow", "cstore"):
+                for server in ("orthanc", *args.servers):
+                    for way in args.ways:
                         work = Path(tempfile.mkdtemp(dir=scratch))
                         rate = one(server, way, work, files, corpus, pg_admin, args.batch)
                         results.setdefault(server, {}).setdefault(way, []).append(rate)
@@ -391,16 +392,21 @@ def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace)
     base = medians["orthanc"]
     summary: dict[str, Any] = {"instances": args.instances, "rounds": args.rounds,
                                "batch": args.batch, "servers": {}}  # fmt: skip
+    nan = float("nan")
     for server, values in medians.items():
         ratios = {way: values[way] / base[way] for way in values}
-        print(f"{server:22}{values['stow']:20.1f}{ratios['stow']:8.2f}"
-              f"{values['cstore']:20.1f}{ratios['cstore']:8.2f}")  # fmt: skip
-        summary["servers"][server] = {
-            "stow_per_s": round(values["stow"], 1), "cstore_per_s": round(values["cstore"], 1),
-            "stow_ratio": round(ratios["stow"], 2), "cstore_ratio": round(ratios["cstore"], 2),
-            "runs": results[server],
-        }  # fmt: skip
+        print(f"{server:22}{values.get('stow', nan):20.1f}{ratios.get('stow', nan):8.2f}"
+              f"{values.get('cstore', nan):20.1f}{ratios.get('cstore', nan):8.2f}")  # fmt: skip
+        figures: dict[str, Any] = {"runs": results[server]}
+        for way in values:
+            figures[f"{way}_per_s"] = round(values[way], 1)
+            figures[f"{way}_ratio"] = round(ratios[way], 2)
+        summary["servers"][server] = figures
     return summary
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def main() -> None:
@@ -409,6 +415,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
+    parser.add_argument("--ways", type=_names, default=["stow", "cstore"],
+                        help="Comma-separated: stow, cstore (default both).")  # fmt: skip
+    servers = ["dicomhub-sqlite", "dicomhub-postgresql"]
+    parser.add_argument("--servers", type=_names, default=servers,
+                        help="Comma-separated dicomhub variants run beside Orthanc.")  # fmt: skip
     args = parser.parse_args()
     for tool in ("Orthanc", "storescu", "unshare", "ip"):
         if shutil.which(tool) is None:

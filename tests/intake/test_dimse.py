@@ -29,7 +29,7 @@ def listener(intake_context: IntakeContext) -> Iterator[DimseListener]:
     server = DimseListener(intake_context)
     server.start()
     yield server
-    server._server.shutdown()  # the context is closed by its own fixture
+    server.shutdown()  # the context is closed by its own fixture
 
 
 def _dcmtk(tool: str, port: int, *args: str, aet: str = PEER) -> subprocess.CompletedProcess[str]:

@@ -93,12 +93,15 @@ def write_batch(
     cache: SeriesCache,
     *,
     ensure: Callable[[str], None],
+    keep_same: bool = False,
 ) -> list[Written]:
     """Insert or replace each entry's instance row (and its patient, study, series).
 
     ``ensure(key)`` is called for each replacement while the row is locked: a
     concurrent replacement may have just removed those very (content-addressed)
-    bytes, and the caller restores them.
+    bytes, and the caller restores them.  With ``keep_same`` (a journal replayed
+    after a crash) an instance already recorded with the same bytes is left as
+    it is: it was recorded before the crash, and is no replacement.
     """
     connection = db.connection()
     sqlite = connection.dialect.name == "sqlite"
@@ -122,6 +125,9 @@ def write_batch(
         conflict = checks.check_patient(old, record)
         if conflict is not None:
             results.append(Written(conflict=conflict))
+            continue
+        if keep_same and old is not None and old.blob_key == entry.key:
+            results.append(Written())
             continue
         series_id = _series_id(db, entry.parsed, place, cache)
         values = _values(entry)

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,8 +41,8 @@ _ATTEMPTS = 8
 COERCION_WARNING = 0xB000
 
 __all__ = [
-    "COERCION_WARNING", "Hasher", "IntakeService", "IntakeSession", "Outcome", "Spooled",
-    "StoreResult",
+    "COERCION_WARNING", "Candidate", "Hasher", "IntakeService", "IntakeSession", "Outcome",
+    "Spooled", "StoreResult",
 ]  # fmt: skip
 
 
@@ -114,7 +114,7 @@ Source = bytes | BinaryIO | Iterable[bytes] | Spooled
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class Candidate:
     """A parsed, placed instance that passed every check made before the transaction."""
 
     index: int
@@ -188,13 +188,13 @@ class IntakeService:
         self, session: IntakeSession, spooled: list[Spooled], study_uid: str | None
     ) -> list[StoreResult]:
         results: list[StoreResult | None] = [None] * len(spooled)
-        candidates: list[_Candidate] = []
+        candidates: list[Candidate] = []
         for index, item in enumerate(spooled):
             examined = self._examine(session, item, study_uid, hold=True)
             if isinstance(examined, StoreResult):
                 results[index] = examined
             else:
-                candidates.append(_Candidate(index, item, *examined))
+                candidates.append(Candidate(index, item, *examined))
         # A patient conflict is found inside the recording transaction (and the bytes
         # moved to the quarantine); no first look here, as conflicts are rare.
         for group in _by_place(candidates):
@@ -253,8 +253,14 @@ class IntakeService:
                 session.places[(collection, site)] = place
         return place
 
-    def _accept(self, session: IntakeSession, group: list[_Candidate]) -> list[StoreResult]:
-        """Make the group's bytes durable, then record it in one transaction (retried)."""
+    def _accept(
+        self, session: IntakeSession, group: list[Candidate], *, keep_same: bool = False
+    ) -> list[StoreResult]:
+        """Make the group's bytes durable, then record it in one transaction (retried).
+
+        ``keep_same``: a replayed journal; an instance already recorded with the
+        same bytes is left alone (see :func:`ledger.write_batch`).
+        """
         origin, place = session.origin, group[0].place
         entries = [
             ledger.Entry(c.parsed, c.spooled.sha256, c.spooled.size, blob_key_for(c.spooled.sha256))
@@ -268,6 +274,7 @@ class IntakeService:
                     written = ledger.write_batch(
                         db, place, entries, origin, session.series,
                         ensure=lambda key: self._ensure_blob(key, files[key]),
+                        keep_same=keep_same,
                     )  # fmt: skip
                 break
             except (IntegrityError, OperationalError) as exc:
@@ -283,7 +290,7 @@ class IntakeService:
         return results
 
     def _answer(
-        self, origin: Origin, candidate: _Candidate, entry: ledger.Entry, done: ledger.Written
+        self, origin: Origin, candidate: Candidate, entry: ledger.Entry, done: ledger.Written
     ) -> StoreResult:
         spooled, ids = candidate.spooled, candidate.ids
         if done.conflict is not None:
@@ -333,9 +340,47 @@ class IntakeService:
         except (ArchiveError, OSError, OperationalError) as exc:
             LOGGER.warning("could not remove the replaced blob %s: %s", old_key, exc)
 
+    # -- checked now, recorded later (the C-STORE journal) ------------------------
+
+    def examine(self, session: IntakeSession, spooled: Spooled) -> StoreResult | Candidate:
+        """Parse and check one instance before answering; what fails is answered (and held).
+
+        The bytes stay where they are; a :class:`Candidate` is recorded later by
+        :meth:`record`.  The patient conflict is the caller's to check.
+        """
+        examined = self._examine(session, spooled, None, hold=True)
+        if isinstance(examined, StoreResult):
+            return examined
+        return Candidate(0, spooled, *examined)
+
+    def hold_conflict(
+        self, session: IntakeSession, candidate: Candidate, held: Held
+    ) -> StoreResult:
+        """Quarantine a checked instance whose SOP Instance UID belongs to another patient."""
+        return self._hold_candidate(session.origin, candidate, held)
+
+    def record(
+        self, session: IntakeSession, candidates: list[Candidate], *, replay: bool = False
+    ) -> list[StoreResult]:
+        """Make checked instances durable in the store and record them, in their order.
+
+        Unlike :meth:`store_batch` the files are left to the caller, and a
+        failing database raises :class:`StorageError`, so nothing answered is
+        dropped: the caller keeps the files and tries again.  ``replay`` marks a
+        journal replayed after a crash (idempotent: see :func:`ledger.write_batch`).
+        """
+        found: dict[int, StoreResult] = {}
+        numbered = [replace(c, index=i) for i, c in enumerate(candidates)]
+        for group in _by_place(numbered):
+            for candidate, result in zip(
+                group, self._accept(session, group, keep_same=replay), strict=True
+            ):
+                found[candidate.index] = result
+        return [found[i] for i in range(len(numbered))]
+
     # -- quarantine --------------------------------------------------------------
 
-    def _hold_candidate(self, origin: Origin, candidate: _Candidate, conflict: Held) -> StoreResult:
+    def _hold_candidate(self, origin: Origin, candidate: Candidate, conflict: Held) -> StoreResult:
         place, record = candidate.place, candidate.parsed.record
         held = Held(
             conflict.reason, conflict.detail, place.collection, place.site,
@@ -415,7 +460,7 @@ class IntakeService:
         held = checks.check_patient(stored.get(parsed.record.sop_instance_uid), parsed.record)
         if held is not None:
             return self._hold(session.origin, spooled, held, ids, hold=False)
-        return self._accept(session, [_Candidate(0, spooled, parsed, place, ids)])[0]
+        return self._accept(session, [Candidate(0, spooled, parsed, place, ids)])[0]
 
 
 def _ids(parsed: checks.Parsed) -> dict[str, Any]:
@@ -428,8 +473,8 @@ def _ids(parsed: checks.Parsed) -> dict[str, Any]:
     }
 
 
-def _by_place(candidates: list[_Candidate]) -> list[list[_Candidate]]:
-    groups: dict[tuple[str, str], list[_Candidate]] = {}
+def _by_place(candidates: list[Candidate]) -> list[list[Candidate]]:
+    groups: dict[tuple[str, str], list[Candidate]] = {}
     for candidate in candidates:
         key = (candidate.place.collection, candidate.place.site)
         groups.setdefault(key, []).append(candidate)
