@@ -1,7 +1,8 @@
 """De-identification engine: PS3.15 Annex E (Table E.1-1, 2024b) with options as overlays.
 
 Public API: :class:`Recipe`, :class:`Deidentifier`, :func:`deidentify`,
-:class:`DeidResult`, :class:`UnmappedPatientError`, :class:`PixelRule` (Clean Pixel Data).
+:class:`DeidResult`, :class:`DeidError` and its kinds (``code`` is the reason),
+:class:`UnmappedPatientError`, :class:`PixelRule` (Clean Pixel Data).
 """
 
 from dicomhub.core.deid.engine import (
@@ -9,8 +10,13 @@ from dicomhub.core.deid.engine import (
     DeidIssue,
     DeidResult,
     PatientMap,
-    UnmappedPatientError,
     deidentify,
+)
+from dicomhub.core.deid.errors import (
+    DeidError,
+    MissingUidError,
+    UndecodableError,
+    UnmappedPatientError,
 )
 from dicomhub.core.deid.pixels import PixelCleanError, PixelRule
 from dicomhub.core.deid.provenance import PRIVATE_CREATOR, read_provenance
@@ -19,15 +25,18 @@ from dicomhub.core.deid.uids import UidHasher
 
 __all__ = [
     "PRIVATE_CREATOR",
+    "DeidError",
     "DeidIssue",
     "DeidResult",
     "Deidentifier",
+    "MissingUidError",
     "Option",
     "PatientMap",
     "PixelCleanError",
     "PixelRule",
     "Recipe",
     "UidHasher",
+    "UndecodableError",
     "UnmappedPatientError",
     "deidentify",
     "read_provenance",

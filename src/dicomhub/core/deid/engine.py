@@ -13,11 +13,14 @@ decoded and most of a file costs one dict lookup per element.
 from __future__ import annotations
 
 import logging
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pydicom.datadict import keyword_dict
+from pydicom.charset import decode_bytes
+from pydicom.datadict import keyword_dict, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -25,13 +28,15 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
 from dicomhub.core.deid import table as t
+from dicomhub.core.deid.ages import BadAge, cap_age
 from dicomhub.core.deid.dates import BadDate, shift_values
+from dicomhub.core.deid.errors import DeidError, UndecodableError, UnmappedPatientError
+from dicomhub.core.deid.meta import rebuild_file_meta
 from dicomhub.core.deid.pixels import PixelRule, clean_pixels, matching_rule
 from dicomhub.core.deid.provenance import Provenance
 from dicomhub.core.deid.recipe import Recipe
 from dicomhub.core.deid.text import TextCleaner, dummy_for
 from dicomhub.core.deid.uids import UidHasher
-from dicomhub.errors import Rejected
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,25 +54,15 @@ IDENTIFYING_KEYWORDS = (
     "ScheduledProcedureStepID", "PerformedProcedureStepID", "AdmissionID",
 )  # fmt: skip
 IDENTIFYING_TAGS = tuple(BaseTag(keyword_dict[k]) for k in IDENTIFYING_KEYWORDS)
-FILE_META_REMOVE = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)
-FILE_META_PRIVATE = (0x00020100, 0x00020102)
 RAW_ACTIONS = frozenset(
-    {t.EMPTY, t.UID, t.SHIFT_DA, t.SHIFT_DT, t.PATIENT_ID, t.PATIENT_NAME, t.DUMMY}
+    {t.EMPTY, t.UID, t.SHIFT_DA, t.SHIFT_DT, t.PATIENT_ID, t.PATIENT_NAME, t.DUMMY, t.AGE}
 )
-
-
-class UnmappedPatientError(Rejected):
-    """The instance's patient is not in the ID map (or it has no PatientID).
-
-    The submitter quarantines the file locally; an identity is never guessed. The
-    original PatientID is on ``patient_id`` (never in the message: it is PHI).
-    """
-
-    code = "unmapped_patient"
-
-    def __init__(self, message: str, *, patient_id: str | None = None) -> None:
-        super().__init__(message)
-        self.patient_id = patient_id
+#: VRs whose values are character strings: a known attribute written with one of them
+#: where the dictionary says another is read as the dictionary's VR and processed.
+STRING_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
+     "UI", "UR", "UT"}
+)  # fmt: skip
 
 
 @dataclass(slots=True, frozen=True)
@@ -136,15 +131,35 @@ class Deidentifier:
         """De-identify ``ds`` in place; raise :class:`UnmappedPatientError` before any change.
 
         A :class:`PixelCleanError` (pixels a rule matched that cannot be decoded) is raised
-        before the header is changed too.
+        before the header is changed too. Whatever else goes wrong is raised as a
+        :class:`DeidError` naming the attribute, never a value; pydicom's warnings about
+        the input become issues of the result.
         """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = self._run(ds)
+            except DeidError:
+                raise
+            except RecursionError as exc:
+                raise UndecodableError("sequences are nested too deeply to process") from exc
+            except Exception as exc:
+                raise DeidError(f"cannot de-identify the instance: {type(exc).__name__}") from exc
+        for warning in caught:
+            result.issues.append(DeidIssue("", 0, _warning_reason(warning)))
+        return result
+
+    def _run(self, ds: Dataset) -> DeidResult:
         run = _Run(self, ds)
         rule = self.pixel_rule(ds)
         if rule is not None:
             clean_pixels(ds, rule)
             run.result.pixel_rule = rule.label()
+        if _implicit_in_explicit(ds):
+            _decode_all(ds)
+            run.result.issues.append(DeidIssue("", 0, "implicit VR data under explicit VR"))
         run.walk(ds, "", top=True)
-        run.file_meta(ds)
+        rebuild_file_meta(ds)
         (self.provenance if rule is None else self.provenance_pixels).stamp(ds)
         return run.result
 
@@ -217,8 +232,16 @@ class _Run:
                 continue
             if act == t.REMOVE:
                 del ds[tag]
-            else:
+                continue
+            try:
                 self.apply(ds, tag, act, path, top=top)
+            except (DeidError, RecursionError):
+                raise
+            except Exception as exc:
+                raise UndecodableError(
+                    f"cannot process {_where(path, tag)}: {type(exc).__name__}",
+                    tag=_where(path, tag),
+                ) from exc
         if private:
             self.private(ds, private, path)
 
@@ -232,7 +255,18 @@ class _Run:
             and self.apply_raw(ds, current, act, path, top=top)
         ):
             return
-        elem = ds[tag]
+        try:
+            elem = ds[tag]
+        except (DeidError, RecursionError):
+            raise
+        except Exception:
+            if act not in (t.RECURSE, t.EMPTY, t.CLEAN_TEXT, t.DUMMY):
+                raise
+            # A sequence or text that cannot be read cannot be inspected or cleaned, so
+            # it cannot be kept; nothing required for the patient's identity is lost.
+            del ds._dict[tag]
+            self.result.issues.append(DeidIssue(path, int(tag), "undecodable attribute removed"))
+            return
         if act == t.RECURSE:
             if elem.VR != "SQ":
                 # A sequence we cannot parse (e.g. implicit VR private SQ read as UN) cannot
@@ -242,6 +276,11 @@ class _Run:
                 return
             for i, item in enumerate(elem.value):
                 self.walk(item, f"{path}({tag:08X})[{i}]", top=False)
+            return
+        if not self._fit_vr(ds, elem, act, path):
+            return
+        if act == t.AGE:
+            self.age(ds, elem, path)
         elif act == t.UID:
             self.uids(elem)
         elif act in (t.SHIFT_DA, t.SHIFT_DT):
@@ -297,6 +336,14 @@ class _Run:
             new = self.result.patient[1]
         elif act == t.DUMMY and isinstance(dummy := dummy_for(vr), str):
             new = dummy
+        elif act == t.AGE and vr == "AS":
+            text = value.decode("ascii", "replace").strip("\x00 ")
+            try:
+                new = "\\".join(cap_age(part) for part in text.split("\\")) if text else ""
+            except BadAge:
+                del ds[raw.tag]
+                self.result.issues.append(DeidIssue(path, int(raw.tag), "invalid age removed"))
+                return True
         else:
             return False
         if not new.isascii():
@@ -391,22 +438,89 @@ class _Run:
         for block in creators.keys() - used:
             del ds[BaseTag((block >> 8) << 16 | block & 0xFF)]
 
-    def file_meta(self, ds: Dataset) -> None:
-        """Hash MediaStorageSOPInstanceUID like SOPInstanceUID; drop AE titles and addresses."""
-        meta = getattr(ds, "file_meta", None)
-        if meta is None:
+    def age(self, ds: Dataset, elem: DataElement, path: str) -> None:
+        """Ages kept by Retain Patient Characteristics, with 90 and over capped at 090Y."""
+        value = elem.value
+        if not value:
             return
-        for tag in (*FILE_META_REMOVE, *FILE_META_PRIVATE):
-            if tag in meta:
-                del meta[tag]
-        if 0x00020003 in meta and not self.engine.recipe.retain_uids:
-            self.uids(meta[0x00020003])
+        parts = [value] if isinstance(value, str) else [str(v) for v in value]
+        try:
+            elem.value = "\\".join(cap_age(part) for part in parts)
+        except BadAge:
+            del ds[elem.tag]
+            self.result.issues.append(DeidIssue(path, int(elem.tag), "invalid age removed"))
+
+    def _fit_vr(self, ds: Dataset, elem: DataElement, act: int, path: str) -> bool:
+        """Make a known attribute written with the wrong VR fit its action; False if removed.
+
+        The plan's action assumes the dictionary VR. A string written under another string
+        VR is read as the dictionary's; anything else (a binary or sequence value where
+        text is expected, or the reverse) cannot be processed as planned and is removed
+        (the patient's identifiers are then written afresh).
+        """
+        expected = t.dict_vr(int(elem.tag))
+        if expected is None or expected == elem.VR or act == t.EMPTY:
+            return True
+        if elem.VR in STRING_VRS and expected in STRING_VRS:
+            elem.VR = expected
+            return True
+        if elem.VR in ("OB", "OW", "UN") and expected in ("OB", "OW", "UN"):
+            return True
+        tag = elem.tag
+        del ds[tag]
+        self.result.issues.append(DeidIssue(path, int(tag), f"{elem.VR} where {expected} is due"))
+        if act == t.PATIENT_ID and path == "":
+            assert self.result.patient is not None
+            ds.add_new(tag, expected, self.result.patient[1])
+        elif act == t.PATIENT_NAME and path == "":
+            ds.add_new(tag, expected, self.new_name)
+        return False
+
+
+def _where(path: str, tag: int) -> str:
+    return f"{path}({tag:08X}) {keyword_for_tag(tag)}".strip()
+
+
+def _warning_reason(warning: warnings.WarningMessage) -> str:
+    """A warning as an issue, cut before the first quoted or listed value (it may be PHI)."""
+    text = re.split(r"['\"]|: ", str(warning.message), maxsplit=1)[0]
+    return f"{warning.category.__name__}: {text[:120]}"
+
+
+def _implicit_in_explicit(ds: Dataset) -> bool:
+    """True when pydicom read implicit VR elements under an explicit VR transfer syntax.
+
+    Such a file cannot be written back as it is (its elements have no VR), so its
+    elements are decoded with dictionary VRs first.
+    """
+    implicit, _ = ds.original_encoding
+    if implicit is not False:
+        return False
+    first = next(iter(ds._dict.values()), None)
+    return isinstance(first, RawDataElement) and first.is_implicit_VR
+
+
+def _decode_all(ds: Dataset) -> None:
+    for tag in list(ds._dict):
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _decode_all(item)
 
 
 def _text(elem: DataElement | None) -> str:
     if elem is None or elem.value is None:
         return ""
     return str(elem.value).strip()
+
+
+def _decode(ds: Dataset, value: bytes) -> str:
+    if value.isascii():
+        return value.decode("ascii")
+    try:
+        return decode_bytes(value, ds._character_set, {0x5C, 0x3D, 0x5E})
+    except Exception:
+        return value.decode("latin-1")
 
 
 def _creator(value: object) -> str:
@@ -416,7 +530,11 @@ def _creator(value: object) -> str:
 
 
 def _identifiers(ds: Dataset) -> tuple[str, ...]:
-    """Original values of the identifying attributes, read without converting raw elements."""
+    """Original values of the identifying attributes, read without converting raw elements.
+
+    Non-ASCII bytes are decoded with the instance's character set (ISO 2022 escapes
+    included), so a name is recognised in free text whatever its encoding.
+    """
     values: list[str] = []
     for tag in IDENTIFYING_TAGS:
         elem = ds._dict.get(tag)
@@ -424,8 +542,7 @@ def _identifiers(ds: Dataset) -> tuple[str, ...]:
             continue
         value = elem.value
         if isinstance(value, bytes):
-            text = value.decode("utf-8", "replace")
-            values.extend(text.split("\\"))
+            values.extend(_decode(ds, value).split("\\"))
         elif isinstance(value, str | PersonName):
             values.append(str(value))
         else:

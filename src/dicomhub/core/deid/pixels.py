@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomhub.errors import Rejected
+from dicomhub.core.deid.errors import DeidError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ CLEAN_PIXEL_CODE = ("113101", "Clean Pixel Data Option")
 PIXEL_DATA_TAG = 0x7FE00010
 
 
-class PixelCleanError(Rejected):
+class PixelCleanError(DeidError):
     """The pixels of an image a rule matched cannot be cleaned; the image must stay local."""
 
     code = "pixel_clean_failed"

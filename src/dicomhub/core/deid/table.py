@@ -29,6 +29,7 @@ SHIFT_DT = 7
 CLEAN_TEXT = 8
 PATIENT_ID = 9
 PATIENT_NAME = 10
+AGE = 11
 
 TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 PRIVATE_ROW = "(GGGG,EEEE) WHERE GGGG IS ODD"
@@ -145,6 +146,8 @@ class Plan:
         if code in ("U", "K"):
             if vr == "SQ":
                 return RECURSE
+            if vr == "AS":
+                return AGE
             return UID if code == "U" and vr == "UI" else KEEP
         return self._clean_action(vr)
 
@@ -158,7 +161,7 @@ class Plan:
         if vr in TEXT_VRS:
             return CLEAN_TEXT
         if vr == "AS":
-            return KEEP
+            return AGE
         return REMOVE  # binary content (overlay bitmaps, curves) cannot be cleaned
 
     def date_action(self, vr: str) -> int:
@@ -234,4 +237,8 @@ def private_action(plan: Plan, disposition: str, vr: str) -> int:
         return KEEP if plan.recipe.retain_uids else UID
     if disposition == "shift_date":
         return plan.date_action(vr) if vr in ("DA", "DT", "TM") else REMOVE
+    if vr == "UI":  # a kept private UID is an instance UID like any other
+        return KEEP if plan.recipe.retain_uids else UID
+    if vr in ("DA", "DT", "TM"):  # so is a kept private date
+        return plan.date_action(vr)
     return RECURSE if vr == "SQ" else KEEP
