@@ -10,6 +10,7 @@ accept.  ``reportDoiSummary`` is left out: it asks DataCite, not the archive.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -364,3 +365,24 @@ def test_tag_rows_carry_the_nesting_seg_and_rtstruct_lookups_need() -> None:
     rt.ReferencedFrameOfReferenceSequence = [frame]
     rows = dicom_tags(_file(rt))
     assert _referenced(rows, ">>(3006,0014)", ">>>(0020,000E)") == "1.2.3.200"
+
+
+def test_bad_requests_reach_tcia_utils_as_errors(
+    api_site: PublicSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Malformed input is a 400 with a reason (unknown series a 404): logged, never a crash."""
+    series = api_site.catalogue.series[LUNG][0]
+    with caplog.at_level(logging.ERROR, logger="tcia_utils.nbia"):
+        assert nbia.getSeries(seriesUid="1.2.abc") is None
+        assert nbia.getSeries(collection="LUNG\x00") is None
+        assert nbia.getSopInstanceUids("../../etc/passwd") is None
+        assert nbia.getDicomTags("1.2.3'; DROP TABLE series;--") is None
+        assert nbia.getSeriesList(["1.2.3", "x.y"]) is None
+        nbia.downloadSeries(["1.2.abc", "1.2.3.4"], input_type="list", path="bad")
+        nbia.downloadImage(series, "x.y", path="bad-image")
+    text = caplog.text
+    assert text.count("Status code: 400") == 5
+    assert "Error: 400 Series failed: 1.2.abc" in text
+    assert "Error: 404 Series failed: 1.2.3.4" in text
+    assert "Error: 400 -- double check your permissions" in text
+    assert os.listdir("bad") == []
