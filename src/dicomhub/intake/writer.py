@@ -141,10 +141,7 @@ class BatchWriter:
         A retry replays (an instance already recorded with the same bytes by the
         failed attempt is left alone, not recorded as its own replacement).
         """
-        sessions: dict[int, list[Pending]] = {}
-        for item in items:
-            sessions.setdefault(id(item.session), []).append(item)
-        for group in sessions.values():
+        for group in by_session(items):
             pause, replay = 0.2, False
             while True:
                 try:
@@ -158,6 +155,29 @@ class BatchWriter:
                         break
                     time.sleep(pause)
                     pause, replay = min(pause * 2, 5.0), True
+
+
+def by_session(items: list[Pending]) -> list[list[Pending]]:
+    """Split a batch into one group per association, keeping each UID's arrival order.
+
+    Groups are recorded one after another; should two associations send the
+    same SOP Instance UID within one batch, the groups are cut there, so the
+    later arrival is recorded later (and replaces the earlier one).
+    """
+    groups: list[list[Pending]] = []
+    open_groups: dict[int, list[Pending]] = {}
+    owner: dict[str, int] = {}
+    for item in items:
+        key = id(item.session)
+        if owner.get(item.uid, key) != key:
+            open_groups, owner = {}, {}  # a new round of groups, after all of these
+        group = open_groups.get(key)
+        if group is None:
+            group = open_groups[key] = []
+            groups.append(group)
+        group.append(item)
+        owner[item.uid] = key
+    return groups
 
 
 def record_pending(
