@@ -242,6 +242,10 @@ def test_pixel_data_bulk_data_uri(client: DICOMwebClient, api_site: PublicSite) 
     assert client.retrieve_bulkdata(url) == [pixels]
     assert list(client.iter_bulkdata(url)) == [pixels]
     assert client.retrieve_bulkdata(url, media_types=(OCTET,)) == [pixels]
+    assert client.retrieve_bulkdata(url, byte_range=(4, 11)) == [pixels[4:12]]
+    past = httpx.get(url, headers={"Range": f"bytes={len(pixels)}-"})
+    assert past.status_code == 416
+    assert past.headers["content-range"] == f"bytes */{len(pixels)}"
 
 
 def test_unacceptable_and_unknown(web: httpx.Client, api_site: PublicSite) -> None:

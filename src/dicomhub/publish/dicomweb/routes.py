@@ -23,6 +23,7 @@ from dicomhub.publish.nbia.auth import NbiaVisibilityDep
 
 PREFIX = "/dicomweb"
 DICOM_JSON = "application/dicom+json"
+OCTET = "application/octet-stream"
 router = APIRouter(prefix=PREFIX, tags=["dicomweb"])
 
 
@@ -241,7 +242,14 @@ def instance_metadata(
     return _metadata_response(request, db, seen, study, series, sop)
 
 
-def _parts(part_type: str, syntax: str | None, chunks: list[bytes]) -> Response:
+def _parts(
+    part_type: str,
+    syntax: str | None,
+    chunks: list[bytes],
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
     boundary = media.boundary()
     content_type = part_type + (f"; transfer-syntax={syntax}" if syntax else "")
 
@@ -253,7 +261,12 @@ def _parts(part_type: str, syntax: str | None, chunks: list[bytes]) -> Response:
         yield media.closing(boundary)
 
     payload = b"".join(body())
-    return Response(payload, media_type=media.multipart_type(part_type, boundary, syntax))
+    return Response(
+        payload,
+        status_code=status_code,
+        media_type=media.multipart_type(part_type, boundary, syntax),
+        headers=headers,
+    )
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame_list}")
@@ -290,24 +303,46 @@ def retrieve_bulk(
 
     Multipart by default, as PS3.18 asks; a client that accepts a single-part
     ``application/octet-stream`` first (OHIF's ``singlepart: 'bulkdata'``) gets
-    the bare bytes, and one byte range of them if it sends ``Range``.
+    the bare bytes.  Either way one byte range of the value is served (206)
+    when ``Range`` asks for it, as dicomweb-client's ``byte_range`` does.
     """
     (item,) = retrieve.find_instances(db, seen, study, series, sop)
     value = retrieve.bulk(ctx.store, item, path)
     preferred = media.parse_accept(request.headers.get("accept"))[0]
+    range_header, if_range = request.headers.get("range"), request.headers.get("if-range")
     if preferred.media_type != "application/octet-stream":
-        return _parts("application/octet-stream", None, [value])
-    return _single_part(value, request.headers.get("range"), request.headers.get("if-range"))
+        return _multipart_bulk(value, range_header, if_range)
+    return _single_part(value, range_header, if_range)
+
+
+def _validators(value: bytes) -> dict[str, str]:
+    return {"Accept-Ranges": "bytes", "ETag": ranges.etag(hashlib.sha256(value).hexdigest())}
+
+
+def _unsatisfiable(value: bytes) -> Response:
+    """416 for a range wholly past the end, with the value's length (RFC 9110 §15.5.17)."""
+    return Response(status_code=416, headers={"Content-Range": f"bytes */{len(value)}"})
+
+
+def _multipart_bulk(value: bytes, range_header: str | None, if_range: str | None) -> Response:
+    headers = _validators(value)
+    try:
+        wanted = ranges.requested(range_header, len(value), if_range, headers["ETag"])
+    except ranges.Unsatisfiable:
+        return _unsatisfiable(value)
+    if wanted is None:
+        return _parts(OCTET, None, [value], headers=headers)
+    headers["Content-Range"] = wanted.content_range
+    piece = value[wanted.first : wanted.last + 1]
+    return _parts(OCTET, None, [piece], status_code=206, headers=headers)
 
 
 def _single_part(value: bytes, range_header: str | None, if_range: str | None) -> Response:
-    tag = ranges.etag(hashlib.sha256(value).hexdigest())
-    headers = {"Accept-Ranges": "bytes", "ETag": tag}
+    headers = _validators(value)
     try:
-        wanted = ranges.requested(range_header, len(value), if_range, tag)
+        wanted = ranges.requested(range_header, len(value), if_range, headers["ETag"])
     except ranges.Unsatisfiable:
-        headers["Content-Range"] = f"bytes */{len(value)}"
-        return Response(status_code=416, headers=headers)
+        return _unsatisfiable(value)
     if wanted is None:
         return Response(value, media_type="application/octet-stream", headers=headers)
     headers["Content-Range"] = wanted.content_range
