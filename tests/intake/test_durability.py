@@ -1,5 +1,9 @@
 """kill -9 durability: servers killed at random moments while STOW and C-STORE senders run.
 
+The C-STORE side answers from the write-ahead journal and records behind it, so
+it is also killed in the middle of one storescu association: every instance
+storescu was told is stored must be there after the restart (replayed).
+
 Every instance acknowledged to a sender (listed in the STOW response's
 ReferencedSOPSequence, or a C-STORE success) must be stored, intact, after the
 servers are restarted; no row may point at a missing or different blob.
@@ -7,7 +11,12 @@ servers are restarted; no row may point at a missing or different blob.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,9 +27,12 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
+from sqlalchemy import select
 
 from dicomhub.context import IntakeContext
+from dicomhub.core.db import Instance
 from tests.core.dicom.build import instance_bytes
+from tests.fixtures.http import free_port
 from tests.intake.conftest import PEER
 from tests.intake.helpers import CONTENT_TYPE, check_integrity, multipart, sha256, token_for
 from tests.intake.servers import Servers, server_env
@@ -58,6 +70,9 @@ class Sender(threading.Thread):
             self.send_all()
         except Exception as exc:  # reported by the test
             self.errors.append(repr(exc))
+
+    def send_all(self) -> None:
+        raise NotImplementedError
 
 
 class StowSender(Sender):
@@ -158,3 +173,75 @@ def test_acknowledged_instances_survive_kill_9(
         assert stored.get(uid) == digest, uid  # byte for byte what was sent
     assert set(cstore.acked) <= set(stored)
     assert len(stored) == STOW_COUNT + CSTORE_COUNT
+
+
+STORESCU_COUNT = 60
+KILL_AFTER = 12
+
+
+def _dimse(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
+    """``dicomhub serve dimse`` alone, once it listens (a restart retries a port still held)."""
+    deadline = time.monotonic() + 60
+    while True:
+        with (cwd / "dimse.log").open("ab") as log:
+            command = [sys.executable, "-m", "dicomhub", "serve", "dimse", "--port", str(port)]
+            proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return proc
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+        assert time.monotonic() < deadline, (cwd / "dimse.log").read_text()
+
+
+def _successes(log: Path) -> int:
+    """Store responses storescu reported as success (they arrive in the order of its files)."""
+    lines = log.read_text(errors="replace").splitlines()
+    answers = [line for line in lines if "Received Store Response" in line]
+    for answer in answers:
+        assert "(Success)" in answer, answer
+    return len(answers)
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
+def test_storescu_acknowledged_survive_kill_9(
+    intake_context: IntakeContext, tmp_path: Path
+) -> None:
+    files = []
+    for i in range(STORESCU_COUNT):
+        path = tmp_path / f"{i:03d}.dcm"
+        path.write_bytes(instance_bytes(sop_uid=f"1.2.3.72.{i}", instance_number=i,
+                                        series_uid="1.2.3.72.0", rows=64))  # fmt: skip
+        files.append(path)
+    env, port = server_env(intake_context), free_port()
+    log = tmp_path / "storescu.log"
+    command = ["storescu", "-v", "-aet", PEER, "-aec", "DICOMHUB", "127.0.0.1", str(port),
+               *map(str, files)]  # fmt: skip
+    listener = _dimse(env, port, tmp_path)
+    try:
+        with log.open("wb") as out:
+            sender = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                      env={**os.environ, "TCP_NODELAY": "1"})  # fmt: skip
+        deadline = time.monotonic() + 120
+        while _successes(log) < KILL_AFTER and sender.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        listener.kill()  # mid-association: storescu is told nothing more
+        listener.wait()
+        sender.wait(timeout=60)
+        acked = _successes(log)
+        listener = _dimse(env, port, tmp_path)  # it replays its journal before listening
+    finally:
+        listener.kill()
+        listener.wait()
+    assert KILL_AFTER <= acked < STORESCU_COUNT, "the association ended before the kill"
+    stored = check_integrity(intake_context)
+    with intake_context.db.sessions() as db:
+        blobs = dict(db.execute(select(Instance.sop_instance_uid, Instance.blob_key)).all())
+    for i, path in enumerate(files[:acked]):
+        uid = f"1.2.3.72.{i}"
+        assert uid in stored, f"{uid} was acknowledged but is not stored"
+        kept = intake_context.store.get(blobs[uid])  # Part 10 as received: same dataset bytes
+        assert kept.endswith(path.read_bytes()[-4096:]), uid
