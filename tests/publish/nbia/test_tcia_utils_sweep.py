@@ -211,6 +211,14 @@ def test_series_size_sop_uids_tags_and_descriptions(api_site: PublicSite) -> Non
     assert list(described.columns) == ["description", "id", "collectionName", "descriptionURI"]
     assert "<p>" not in described.loc[0, "description"]
     _nothing_in_any_format(lambda f: nbia.getSharedCart("no-such-cart", format=f))
+    doi = "https://doi.org/10.0000/dicomhub.brain-mr-demo"
+    for output in ("", "series"):
+
+        def doi_metadata(fmt: str, output: str = output) -> Any:
+            return nbia.getDoiMetadata(doi, output=output, format=fmt)
+
+        _in_every_format(doi_metadata, doi_metadata(""))
+    _nothing_in_any_format(lambda f: nbia.getDoiMetadata("https://doi.org/none", format=f))
 
 
 def test_series_list_and_downloads_in_every_input_type(
