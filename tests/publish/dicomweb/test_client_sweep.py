@@ -31,6 +31,7 @@ from tests.publish.conftest import PublicSite
 
 Results = list[dict[str, Any]]
 OCTET = "application/octet-stream"
+SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 @pytest.fixture
@@ -83,6 +84,27 @@ def test_multi_valued_filters(client: DICOMwebClient, api_site: PublicSite) -> N
     assert sorted(_values(two, "0020000D")) == sorted(lung[:2])
     ids = client.search_for_series(search_filters={"PatientID": ["LUNG-001", "BRAIN-002"]})
     assert sorted(set(_values(ids, "00080060"))) == ["CT", "MR", "SEG"]
+
+
+def test_lower_level_attributes_narrow_to_their_holders(
+    client: DICOMwebClient, web: httpx.Client, api_site: PublicSite
+) -> None:
+    brain, lung = api_site.catalogue.studies[BRAIN], api_site.catalogue.studies[LUNG]
+    seg = client.search_for_studies(search_filters={"Modality": "SEG"})
+    assert sorted(_values(seg, "0020000D")) == sorted(brain)
+    by_class = client.search_for_studies(search_filters={"SOPClassUID": SEG_STORAGE})
+    assert sorted(_values(by_class, "0020000D")) == sorted(brain)
+    described = client.search_for_studies(search_filters={"SeriesDescription": "Lung*"})
+    assert sorted(_values(described, "0020000D")) == sorted(lung)
+    series = api_site.catalogue.series[LUNG][0]
+    sop = client.search_for_instances(search_filters={"SeriesInstanceUID": series})[0]
+    holder = client.search_for_series(
+        search_filters={"SOPInstanceUID": sop["00080018"]["Value"][0]}
+    )
+    assert _values(holder, "0020000E") == [series]
+    limited = web.get("/studies", params={"Modality": "MG"})
+    assert (limited.status_code, limited.content) == (204, b"")  # nothing of a hidden collection
+    assert "warning" not in limited.headers
 
 
 def test_series_and_instance_searches(client: DICOMwebClient, api_site: PublicSite) -> None:

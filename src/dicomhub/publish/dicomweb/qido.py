@@ -7,7 +7,8 @@ no study, series or instance.  Matching follows PS3.4 C.2.2.2: single values (ex
 date ranges (``A-B``, ``-B``, ``A-``).  Keys are keywords or tags
 (``PatientID`` or ``00100020``); a known attribute that cannot be matched here
 is ignored with a ``Warning`` header, a name that is neither an attribute nor
-a QIDO parameter is a 400.
+a QIDO parameter is a 400.  An attribute of a lower level narrows to the
+entities holding a match (a study search on Modality: studies with such a series).
 """
 
 from __future__ import annotations
@@ -229,15 +230,34 @@ def parse(items: Iterable[tuple[str, str]], level: str) -> Query:
             values.setdefault(keyword, []).append(value)
     for keyword, given in values.items():
         spec = MATCHABLE.get(keyword)
-        if spec is None or _LEVELS[spec[0]] > _LEVELS[level]:
+        if spec is None:
             query.warnings.append(f"matching on {keyword} is not supported here; ignored")
             continue
         target = query.study_conditions if keyword == "ModalitiesInStudy" else query.conditions
         if spec[2] == "uid" and keyword != "SOPClassUID":
             query.narrow = True
         conditions = [_condition(keyword, value) for value in given]
-        target.append(conditions[0] if len(conditions) == 1 else or_(*conditions))
+        condition = conditions[0] if len(conditions) == 1 else or_(*conditions)
+        target.append(_holding(spec[0], level, condition))
     return query
+
+
+def _holding(attribute_level: str, level: str, condition: ColumnElement[bool]) -> Any:
+    """``condition`` on an attribute below the searched level: the entities holding a match.
+
+    A study search on Modality finds the studies with a series of that
+    modality, as ModalitiesInStudy does; a series search on SOPClassUID the
+    series with such an instance.  A study and its series share one
+    collection, so this reveals nothing the caller may not see.
+    """
+    if _LEVELS[attribute_level] <= _LEVELS[level]:
+        return condition
+    if level == SERIES:
+        return Series.id.in_(select(Instance.series_id).where(condition))
+    holders = select(Series.study_id)
+    if attribute_level == INSTANCE:
+        holders = holders.join(Instance, Instance.series_id == Series.id)
+    return Study.id.in_(holders.where(condition))
 
 
 def _parameter(query: Query, name: str, value: str) -> None:
