@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -63,7 +64,8 @@ class Secrets:
     kept_dates: set[str] = field(default_factory=set)
 
     def add(self, value: str, where: str, *, minimum: int = 4, strong: bool = True) -> None:
-        value = value.strip().strip("\x00").strip()
+        # A long text that survived whole survives in its first 64 characters too.
+        value = value.strip().strip("\x00").strip()[:64].strip()
         if len(value) < minimum or value.upper() in _GENERIC:
             return
         if not strong and re.fullmatch(r"[\d.\s+-]*", value):
@@ -73,26 +75,52 @@ class Secrets:
             self.values[value] = (where, strong)
 
     def pattern(self) -> re.Pattern[str] | None:
+        """One regex finding every secret at every position (a trie: thousands stay fast)."""
         kept = "\x01".join(self.kept).lower()
-        live = sorted(
-            (
-                v
-                for v, (_, strong) in self.values.items()
-                if (strong or v.lower() not in kept) and v not in self.kept_dates
-            ),
-            key=len,
-            reverse=True,
-        )
+        live = [
+            v.lower()
+            for v, (_, strong) in self.values.items()
+            if (strong or v.lower() not in kept) and v not in self.kept_dates
+        ]
         if not live:
             return None
-        return re.compile("|".join(_bounded(v) for v in live), re.IGNORECASE)
+        return re.compile(f"(?=({_trie(live)}))", re.IGNORECASE)
+
+    def found(self, pattern: re.Pattern[str], text: str) -> Iterator[str]:
+        """Secrets in ``text`` that stand alone: not inside a longer number, UID or word."""
+        for match in pattern.finditer(text):
+            secret = match.group(1)
+            start, end = match.start(1), match.end(1)
+            before = text[start - 1] if start else ""
+            after = text[end : end + 2]
+            if secret[0].isdigit() and (before.isdigit() or before == "."):
+                continue
+            if secret[-1].isdigit() and (after[:1].isdigit() or re.match(r"\.\d", after)):
+                continue
+            if secret[0].isalpha() and before.isalpha():
+                continue
+            if secret[-1].isalpha() and after[:1].isalpha():
+                continue
+            yield secret
 
 
-def _bounded(value: str) -> str:
-    """``value`` as a regex that does not match inside a longer number or UID."""
-    head = r"(?<![\d.])" if value[0].isdigit() else r"(?<![^\W\d_])" if value[0].isalpha() else ""
-    tail = r"(?!\d|\.\d)" if value[-1].isdigit() else r"(?![^\W\d_])" if value[-1].isalpha() else ""
-    return head + re.escape(value) + tail
+def _trie(words: list[str]) -> str:
+    """A regex matching any of ``words``, shaped as a trie (greedy: longest first)."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _branch(root)
+
+
+def _branch(node: dict[str, Any]) -> str:
+    alternatives = [re.escape(c) + _branch(child) for c, child in sorted(node.items()) if c]
+    if not alternatives:
+        return ""
+    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+    return f"(?:{body})?" if "" in node else body
 
 
 def _texts(elem: DataElement) -> list[str]:
@@ -140,7 +168,9 @@ def secrets_of(original: Dataset, engine: Deidentifier) -> Secrets:
         if int(elem.tag) not in FILE_META_ALLOWED:
             for text in _texts(elem):
                 out.add(text, f"file meta ({int(elem.tag):08X})", minimum=4, strong=False)
-    for where, _parent, elem in _elements(original):
+    for where, parent, elem in _elements(original):
+        if int(elem.tag) >> 16 & 1 and _private_kept(parent, int(elem.tag), plan):
+            continue  # the recipe keeps it by name: a curator's decision, judged elsewhere
         _classify(out, plan, where, elem)
     return out
 
@@ -216,8 +246,7 @@ def leaks(output: Dataset, secrets: Secrets, engine: Deidentifier) -> list[str]:
             continue
         lenient = elem.VR == "CS" or elem.keyword in coded
         for text in _texts(elem):
-            for match in pattern.finditer(text):
-                secret = match.group(0)
+            for secret in secrets.found(pattern, text):
                 origin, _ = _origin(secrets, secret)
                 if lenient and not origin.startswith(("UID", "date")):
                     continue

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from pydicom._dicom_dict import DicomDictionary
 from pydicom.charset import decode_bytes
 from pydicom.datadict import keyword_dict, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
@@ -54,6 +55,8 @@ IDENTIFYING_KEYWORDS = (
     "ScheduledProcedureStepID", "PerformedProcedureStepID", "AdmissionID",
 )  # fmt: skip
 IDENTIFYING_TAGS = tuple(BaseTag(keyword_dict[k]) for k in IDENTIFYING_KEYWORDS)
+#: Every standard attribute of VR PN: their values are names the cleaner must know.
+PN_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "PN")
 RAW_ACTIONS = frozenset(
     {t.EMPTY, t.UID, t.SHIFT_DA, t.SHIFT_DT, t.PATIENT_ID, t.PATIENT_NAME, t.DUMMY, t.AGE}
 )
@@ -159,6 +162,7 @@ class Deidentifier:
             _decode_all(ds)
             run.result.issues.append(DeidIssue("", 0, "implicit VR data under explicit VR"))
         run.walk(ds, "", top=True)
+        run.clean_pending()
         rebuild_file_meta(ds)
         (self.provenance if rule is None else self.provenance_pixels).stamp(ds)
         return run.result
@@ -182,7 +186,9 @@ def deidentify(ds: Dataset, recipe: Recipe, *, patients: PatientMap | None = Non
 class _Run:
     """State of one instance's pass: mappings, issues, the patient and the text cleaner."""
 
-    __slots__ = ("_cleaner", "engine", "identifiers", "new_name", "old_id", "result")
+    __slots__ = (
+        "_cleaner", "engine", "identifiers", "names", "new_name", "old_id", "pending", "result",
+    )  # fmt: skip
 
     def __init__(self, engine: Deidentifier, ds: Dataset) -> None:
         self.engine = engine
@@ -197,6 +203,20 @@ class _Run:
         # Cheap (no conversion) and needed before the walk replaces the originals.
         self.identifiers = _identifiers(ds)
         self._cleaner: TextCleaner | None = None
+        #: Person names met anywhere in the walk, and the free text waiting to be cleaned
+        #: once all of them are known (a nested name may come after the text naming it).
+        self.names: list[str] = []
+        self.pending: list[DataElement] = []
+
+    def clean_pending(self) -> None:
+        """Clean the deferred free text, knowing every person name of the instance."""
+        if not self.pending:
+            return
+        if self.names:
+            self.identifiers = (*self.identifiers, *self.names)
+            self._cleaner = None
+        for elem in self.pending:
+            self.clean(elem)
 
     @property
     def cleaner(self) -> TextCleaner:
@@ -228,6 +248,8 @@ class _Run:
             act = cache.get(int(tag))
             if act is None:
                 act = plan.action(int(tag), raw[tag].VR)
+            if tag in PN_TAGS:
+                self.note_name(ds, raw[tag])
             if act == t.KEEP:
                 continue
             if act == t.REMOVE:
@@ -290,7 +312,7 @@ class _Run:
         elif act == t.DUMMY:
             elem.value = Sequence([Dataset()]) if elem.VR == "SQ" else dummy_for(elem.VR)
         elif act == t.CLEAN_TEXT:
-            self.clean(elem)
+            self.pending.append(elem)
         elif act == t.PATIENT_ID:
             self.patient_id(elem, top=top)
         elif act == t.PATIENT_NAME:
@@ -353,6 +375,18 @@ class _Run:
             data += b"\x00" if vr == "UI" else b" "
         ds._dict[raw.tag] = raw._replace(value=data, length=len(data))
         return True
+
+    def note_name(self, ds: Dataset, elem: DataElement | RawDataElement) -> None:
+        """Remember a person name (its components go to the text cleaner)."""
+        value = elem.value
+        if not value:
+            return
+        if isinstance(value, bytes):
+            self.names.extend(_decode(ds, value).split("\\"))
+        elif isinstance(value, str | PersonName):
+            self.names.append(str(value))
+        else:
+            self.names.extend(str(v) for v in value)
 
     def uids(self, elem: DataElement) -> None:
         """Replace every value of a UI element by its keyed hash (well-known ones stay)."""
@@ -422,6 +456,8 @@ class _Run:
             block = (tag >> 16) << 8 | element >> 8
             creator = creators.get(block) if element > 0xFF else None
             kept = plan.private_keep.get((tag >> 16, creator, element & 0xFF)) if creator else None
+            if raw[tag].VR == "PN":
+                self.note_name(ds, raw[tag])
             if kept is None:
                 del ds[tag]
                 continue
@@ -509,9 +545,13 @@ def _decode_all(ds: Dataset) -> None:
 
 
 def _text(elem: DataElement | None) -> str:
+    """A value as text; bytes (a PatientID written as OB or UN) decoded, not repr'd."""
     if elem is None or elem.value is None:
         return ""
-    return str(elem.value).strip()
+    value = elem.value
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    return str(value).strip()
 
 
 def _decode(ds: Dataset, value: bytes) -> str:

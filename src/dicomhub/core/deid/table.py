@@ -241,4 +241,6 @@ def private_action(plan: Plan, disposition: str, vr: str) -> int:
         return KEEP if plan.recipe.retain_uids else UID
     if vr in ("DA", "DT", "TM"):  # so is a kept private date
         return plan.date_action(vr)
+    if vr == "PN":  # a person's name is never safe, whoever's block holds it
+        return REMOVE
     return RECURSE if vr == "SQ" else KEEP

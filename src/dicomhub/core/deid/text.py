@@ -30,6 +30,9 @@ DATE_PATTERNS = re.compile(
 )
 #: Record numbers: a run of five or more digits with any letters or separators glued to it
 #: ("MRN12345", "ACC-0012345", "12345678X"), and telephone numbers.
+#: A UID (or a UID's start) embedded in text: 1.2.840.113619.2.55, removed before dates
+#: (whose patterns would take "1.2.840" for one).
+UID_PATTERN = re.compile(r"(?<![\w.])\d+(?:\.\d+){3,}\.?(?![\w])")
 ID_PATTERNS = re.compile(
     r"[A-Za-z#:/-]*\d{5,}[A-Za-z0-9#/-]*"
     r"|\(?\b\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b"
@@ -85,6 +88,25 @@ def dummy_for(vr: str) -> object:
     return DUMMIES.get(vr, "ANONYMIZED")
 
 
+def _long_enough(token: str) -> bool:
+    """Three letters for Latin names; two for others (most CJK given and family names)."""
+    return len(token) >= (3 if token.isascii() else 2)
+
+
+def _bounded(token: str) -> str:
+    """A name as a regex: whole words in Latin text; anywhere in scripts without spaces.
+
+    Japanese or Chinese text does not separate words, so "山田" must match inside
+    "患者山田太郎"; word boundaries would never fire there.
+    """
+    escaped = re.escape(token)
+    if token.isascii():
+        return rf"\b{escaped}\b"
+    head = r"\b" if token[0].isascii() or (token[0].isalpha() and token[0] < "\u0800") else ""
+    tail = r"\b" if token[-1].isascii() or (token[-1].isalpha() and token[-1] < "\u0800") else ""
+    return head + escaped + tail
+
+
 class TextCleaner:
     """Removes dates, known identifiers and record or phone numbers from free text.
 
@@ -96,19 +118,16 @@ class TextCleaner:
     __slots__ = ("_known",)
 
     def __init__(self, identifiers: Iterable[str]) -> None:
-        words = {t for value in identifiers for t in re.split(r"[\^\s,=]+", value) if len(t) >= 3}
+        values = [value.strip() for value in identifiers]
+        words = {t for value in values for t in re.split(r"[\^\s,=]+", value) if _long_enough(t)}
         # Whole values first (longest match wins), so "Doe^John" goes with its separator.
-        whole = {value.strip() for value in identifiers if len(value.strip()) >= 3}
+        whole = {value for value in values if _long_enough(value)}
         tokens = sorted(words | whole, key=len, reverse=True)
-        self._known = (
-            re.compile(r"\b(?:" + "|".join(map(re.escape, tokens)) + r")\b", re.IGNORECASE)
-            if tokens
-            else None
-        )
+        self._known = re.compile("|".join(map(_bounded, tokens)), re.IGNORECASE) if tokens else None
 
     def __call__(self, text: str) -> str:
         """``text`` with every recognised identifier removed (whitespace tidied)."""
-        out = DATE_PATTERNS.sub("", text)
+        out = DATE_PATTERNS.sub("", UID_PATTERN.sub("", text))
         if self._known is not None:
             out = self._known.sub("", out)
         out = ID_PATTERNS.sub("", out)
