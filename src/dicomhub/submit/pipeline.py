@@ -62,6 +62,8 @@ class Options:
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     batch_size: int = 50
     upload_threads: int = 2
+    #: Results recorded in one state transaction at most (one commit and fsync each).
+    record_every: int = 64
     dry_run: bool = False
     out: Path | None = None
     keep_outputs: bool = False
@@ -220,10 +222,14 @@ class Pipeline:
         running: dict[Future[WorkResult], int],
     ) -> None:  # fmt: skip
         window = self.options.workers * 8
+        # Real runs record at least a batch at a time, so the sender is fed whole batches.
+        every = self.options.record_every
+        if not self.options.dry_run:
+            every = max(1, min(every, self.options.batch_size))
         finished: list[WorkResult] = []
         last_commit = time.monotonic()
         while pending or running:
-            while pending and len(running) < window:
+            while pending and len(running) < window and not self._backlogged():
                 row = pending.popleft()
                 running[pool.submit(process, row.id, row.path)] = row.id
             waiting: list[Future[Any]] = [*running, *self.uploads]
@@ -232,12 +238,27 @@ class Pipeline:
                 if future in running:
                     del running[future]
                     finished.append(future.result())
-            if finished and (len(finished) >= 64 or time.monotonic() - last_commit > 0.5):
+            if finished and (len(finished) >= every or time.monotonic() - last_commit > 0.5):
                 self._record(finished)
                 finished, last_commit = [], time.monotonic()
             self._drain_uploads(final=False)
         if finished:
             self._record(finished)
+
+    def _backlogged(self) -> bool:
+        """Whether the sender is behind: every connection busy and a whole batch waiting.
+
+        De-identifying further would only pile files up in the outbox (a whole copy of
+        the collection on a slow link) and, where the intake shares the machine, take
+        the CPU it needs: the backlog left when de-identification ends is what the run
+        waits for with the workers idle. New files wait until a batch goes.
+        """
+        return (
+            not self.options.dry_run
+            and self.send_error is None
+            and len(self.uploads) >= self.options.upload_threads
+            and len(self.ready) >= self.options.batch_size
+        )
 
     def _record(self, results: list[WorkResult]) -> None:
         errors = [r.error for r in results if r.error]
@@ -271,17 +292,26 @@ class Pipeline:
                 and len(self.uploads) < self.options.upload_threads
                 and (len(self.ready) >= self.options.batch_size or (final and self.ready))
             ):
-                self._send_next()
+                self._send_next(self._next_size(final=final))
             if not final or not self.uploads:
                 break
             wait_futures(list(self.uploads), return_when=FIRST_COMPLETED)
         if final and self.send_error is not None:
             raise self.send_error
 
-    def _send_next(self) -> None:
+    def _next_size(self, *, final: bool) -> int:
+        """Full batches, except that the last instances are shared by the free connections
+        (one batch of 40 takes twice as long as two of 20 sent side by side)."""
+        size = self.options.batch_size
+        free = self.options.upload_threads - len(self.uploads)
+        if final and len(self.ready) < size * free:
+            size = -(-len(self.ready) // free)
+        return size
+
+    def _send_next(self, size: int) -> None:
         assert self.stow is not None
         batch: list[Part] = []
-        while self.ready and len(batch) < self.options.batch_size:
+        while self.ready and len(batch) < size:
             item = self.ready.popleft()
             file_id = item.id if isinstance(item, FileRow) else item.file_id
             assert item.sop_uid
