@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.dsutils import create_file_meta, encode_file_meta
 from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 from sqlalchemy import select
 
 from dicomhub.context import IntakeContext
 from dicomhub.core.db import Instance, QuarantineItem
 from dicomhub.intake.dimse import DimseListener
+from dicomhub.intake.part10 import file_head
 from tests.core.dicom.build import instance_bytes, make_dataset
 from tests.intake.conftest import PEER
 
@@ -61,10 +63,10 @@ def test_storescu_stores_many_in_one_association(
     with intake_context.db.sessions() as db:
         stored = {row.sop_instance_uid: row for row in db.scalars(select(Instance))}
     assert set(stored) == {f"1.2.3.9.{i + 1}" for i in range(12)}
-    for i, path in enumerate(files):
+    for i, name in enumerate(files):
         # storescu sends the dataset as read; the stored Part 10 file ends with the same bytes
         kept = intake_context.store.get(stored[f"1.2.3.9.{i + 1}"].blob_key)
-        assert kept.endswith(Path(path).read_bytes()[-512:])  # the pixel data
+        assert kept.endswith(Path(name).read_bytes()[-512:])  # the pixel data
 
 
 def _sendable(**kwargs: object) -> Dataset:
@@ -94,3 +96,15 @@ def test_pynetdicom_statuses(listener: DimseListener, intake_context: IntakeCont
     with intake_context.db.sessions() as db:
         reasons = sorted(db.scalars(select(QuarantineItem.reason_code)))
     assert reasons == ["missing_required", "patient_conflict", "vr_violation"]
+
+
+@pytest.mark.parametrize(
+    ("sop_uid", "syntax"),
+    [("1.2.3.4", ExplicitVRLittleEndian), ("1.2.3.45", ImplicitVRLittleEndian)],  # odd, even
+)
+def test_file_head_is_what_pynetdicom_writes(sop_uid: str, syntax: UID) -> None:
+    meta = create_file_meta(
+        sop_class_uid=UID(CTImageStorage), sop_instance_uid=UID(sop_uid), transfer_syntax=syntax
+    )
+    expected = b"\x00" * 128 + b"DICM" + encode_file_meta(meta)
+    assert file_head(CTImageStorage, sop_uid, syntax) == expected

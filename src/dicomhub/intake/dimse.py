@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
-from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.pdu_primitives import A_RELEASE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from sqlalchemy import select
@@ -33,6 +33,7 @@ from dicomhub.core.db.intake import DimsePeer
 from dicomhub.intake.journal import Unsupported
 from dicomhub.intake.journaled import JournaledIntake, journal_root
 from dicomhub.intake.origin import Origin
+from dicomhub.intake.part10 import file_head
 from dicomhub.intake.service import IntakeService, IntakeSession
 
 LOGGER = logging.getLogger(__name__)
@@ -40,10 +41,45 @@ LOGGER = logging.getLogger(__name__)
 _NOBODY = "\\none\\"
 
 
-def _nodelay(event: Any) -> None:
-    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def _tune(event: Any) -> None:
+    """Per-association adjustments of pynetdicom 3.0.4 for a stream of large C-STOREs.
+
+    - TCP_NODELAY: pynetdicom never sets it, and each answer would wait on Nagle.
+    - ``AssociationSocket.recv`` reads a PDU 4096 bytes per ``recv`` call into a
+      growing bytearray; storescu sends 128 KiB PDUs (the listener asks for no
+      limit), so every instance cost hundreds of calls.  :func:`_receiver` reads
+      the same bytes, with the same results on a closed or failing socket, in
+      as few calls as the kernel allows.
+    """
+    transport = getattr(event.assoc.dul, "socket", None)
+    sock = getattr(transport, "socket", None)
+    if transport is None or sock is None:
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    transport.recv = _receiver(transport)
+
+
+def _receiver(transport: Any) -> Callable[[int], bytearray]:
+    """``AssociationSocket.recv`` with ``recv_into`` one preallocated buffer.
+
+    Like the original it blocks until ``nr_bytes`` arrived, returns what came
+    before the peer closed the connection, and lets socket errors through
+    (the DUL turns them into its "connection closed" event).
+    """
+
+    def recv(nr_bytes: int) -> bytearray:
+        buffer = bytearray(nr_bytes)
+        got = 0
+        with memoryview(buffer) as view:
+            while got < nr_bytes:
+                count = transport.socket.recv_into(view[got:], nr_bytes - got)
+                if not count:
+                    break
+                got += count
+        del buffer[got:]
+        return buffer
+
+    return recv
 
 
 def _echo(event: Any) -> int:
@@ -94,7 +130,7 @@ class DimseListener:
 
     def handlers(self) -> list[Any]:
         return [
-            (evt.EVT_CONN_OPEN, _nodelay),
+            (evt.EVT_CONN_OPEN, _tune),
             (evt.EVT_C_ECHO, _echo),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_ACSE_RECV, self._on_acse),
@@ -120,6 +156,8 @@ class DimseListener:
     def _on_close(self, event: Any) -> None:
         with self._lock:
             session = self._sessions.pop(id(event.assoc), None)
+        if session is not None and self.journaled is not None:
+            self.journaled.forget(session)
         if session is not None:
             LOGGER.info(
                 "%s: %d stored, %d quarantined, %d refused",
@@ -191,7 +229,12 @@ def _part10(event: Any) -> list[bytes | memoryview]:
 
     ``event.request.DataSet`` is the BytesIO pynetdicom assembled from the
     P-DATA fragments; :meth:`Event.encoded_dataset` would join it with the
-    file meta into one more copy of every instance.
+    file meta (built through pydicom) into one more copy of every instance.
     """
-    head = b"\x00" * 128 + b"DICM" + encode_file_meta(event.file_meta)
-    return [head, event.request.DataSet.getbuffer()]
+    request = event.request
+    head = file_head(
+        str(request.AffectedSOPClassUID),
+        str(request.AffectedSOPInstanceUID),
+        str(event.context.transfer_syntax),
+    )
+    return [head, request.DataSet.getbuffer()]

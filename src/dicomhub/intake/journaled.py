@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from sqlalchemy import Connection, bindparam, select
+
+from dicomhub.core.db import Instance, Patient, Series, Study
 from dicomhub.core.store.filesystem import FilesystemStore
 from dicomhub.intake import checks
 from dicomhub.intake.journal import Journal, marked_entries, orphaned, remove_folder
@@ -38,6 +42,15 @@ from dicomhub.intake.service import (
 from dicomhub.intake.writer import BatchWriter, Pending, PendingView, record_pending
 
 LOGGER = logging.getLogger(__name__)
+#: The Patient ID an instance is stored for (the first look of the patient check).
+_PATIENT_OF = (
+    select(Patient.patient_id)
+    .select_from(Instance)
+    .join(Series, Instance.series_id == Series.id)
+    .join(Study, Series.study_id == Study.id)
+    .join(Patient, Study.patient_id == Patient.id)
+    .where(Instance.sop_instance_uid == bindparam("uid"))
+)
 #: Concurrent fsyncs (one per association being answered).
 _SYNC_THREADS = 4
 
@@ -60,6 +73,8 @@ class JournaledIntake:
         self.view = PendingView()
         self.writer = BatchWriter(service, self.view)
         self._sync = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="intake-journal-sync")
+        self._lock = threading.Lock()
+        self._lookups: dict[int, Connection] = {}
 
     def store(self, session: IntakeSession, pieces: Sequence[bytes | memoryview]) -> StoreResult:
         """Check and journal one instance; the answer is final, the row follows."""
@@ -85,7 +100,7 @@ class JournaledIntake:
         uid = record.sop_instance_uid
         other = self.view.claim(uid, record.patient_id)
         if other is None:
-            other = self._stored_patient(uid, record.patient_id)
+            other = self._stored_patient(session, uid, record.patient_id)
             if other is not None:
                 self.view.drop(uid)
         if other is not None:
@@ -117,13 +132,34 @@ class JournaledIntake:
             series_instance_uid=record.series_instance_uid,
         )  # fmt: skip
 
-    def _stored_patient(self, uid: str, patient_id: str) -> str | None:
-        """The other Patient ID the catalogue holds ``uid`` for, if any."""
-        with self.service.context.db.sessions() as db:
-            stored = checks.stored_instances(db, [uid]).get(uid)
-        if stored is None or stored.patient_id == patient_id:
-            return None
-        return stored.patient_id
+    def _stored_patient(self, session: IntakeSession, uid: str, patient_id: str) -> str | None:
+        """The other Patient ID the catalogue holds ``uid`` for, if any.
+
+        Asked once per instance, so each association keeps one autocommit
+        connection for it (a session and a transaction per question cost more
+        than the question); :meth:`forget` closes it with the association.
+        """
+        key = id(session)
+        with self._lock:
+            connection = self._lookups.get(key)
+        if connection is None:
+            engine = self.service.context.db.engine
+            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            with self._lock:
+                self._lookups[key] = connection
+        try:
+            found = connection.execute(_PATIENT_OF, {"uid": uid}).scalar()
+        except Exception:
+            self.forget(session)  # a fresh connection for the next instance
+            raise
+        return None if found is None or found == patient_id else str(found)
+
+    def forget(self, session: IntakeSession) -> None:
+        """The association ended: close its lookup connection."""
+        with self._lock:
+            connection = self._lookups.pop(id(session), None)
+        if connection is not None:
+            connection.close()
 
     def wait_for(self, session: IntakeSession) -> None:
         """Block until the association's instances are recorded (asked before its release)."""
@@ -135,6 +171,10 @@ class JournaledIntake:
         self.writer.close()
         self._sync.shutdown(wait=True)
         self.journal.close()
+        with self._lock:
+            connections, self._lookups = list(self._lookups.values()), {}
+        for connection in connections:
+            connection.close()
 
 
 def _settle(synced: Future[None]) -> None:
