@@ -15,7 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom import config, dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomhub.core.deid import (
@@ -338,3 +340,69 @@ def test_planted_phi_never_survives(
 
 def test_default_syntax_constant() -> None:
     assert nasty.SYNTAXES[0] == ExplicitVRLittleEndian
+
+
+@pytest.fixture(scope="module")
+def damaged_source() -> bytes:
+    return nasty.encode(nasty.deep(3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
+    cut=st.one_of(st.none(), st.integers(200, 10**6)),
+)
+def test_damaged_files_are_refused_or_cleaned(
+    damaged_source: bytes, flips: list[tuple[int, int]], cut: int | None
+) -> None:
+    """Random damage past the file meta: a refusal with a known code, or a clean output."""
+    data = bytearray(damaged_source)
+    body = len(data) - 400
+    for where, byte in flips:
+        data[400 + where % body] = byte
+    if cut is not None:
+        data = data[: 400 + cut % body]
+    try:
+        ds = read(bytes(data))
+    except Exception:
+        return  # the reader refuses it; the submitter quarantines it as unreadable
+    refusal: DeidError | None = None
+    try:
+        Deidentifier(recipe(**KIT))(ds)
+    except DeidError as exc:
+        refusal = exc
+    if refusal is not None:
+        assert refusal.code in ("missing_uid", "undecodable_attribute", "deid_failed")
+        assert "Nastyname" not in refusal.message
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        texts = [
+            str(elem.value)
+            for elem in ds.iterall()
+            if elem.VR in ("PN", "LO", "SH", "LT", "ST", "UT") and elem.value
+        ]
+    assert not [text for text in texts if "Nastyname" in text]
+
+
+def test_elements_pydicom_could_not_write_are_repaired_or_removed() -> None:
+    """File meta in the body, an item delimiter at the top, kept elements without a VR."""
+    ds = read(nasty.encode(nasty.phi_ct()))
+    ds._dict[BaseTag(0x00020016)] = RawDataElement(
+        BaseTag(0x00020016), "AE", 4, b"SRC ", 0, False, True, True, False
+    )
+    ds._dict[BaseTag(0xFFFEE0DD)] = RawDataElement(
+        BaseTag(0xFFFEE0DD), "NONE", 0, b"", 0, False, True, True, False
+    )
+    for tag, value in ((0x00180050, b"2.5 "), (0x00189999, b"abcd")):  # known, unknown
+        ds._dict[BaseTag(tag)] = RawDataElement(
+            BaseTag(tag), None, len(value), value, 0, False, True, True, False
+        )
+    result = Deidentifier(recipe(**KIT), patients={"MRN-77": (ARCHIVE_ID, None)})(ds)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    output = dcmread(io.BytesIO(buf.getvalue()))
+    assert output.SliceThickness == 2.5
+    assert not {0x00020016, 0xFFFEE0DD, 0x00189999} & set(output.keys())
+    assert output.file_meta.MediaStorageSOPInstanceUID == output.SOPInstanceUID
+    assert result.patient == ("MRN-77", ARCHIVE_ID)

@@ -60,6 +60,12 @@ PN_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] ==
 RAW_ACTIONS = frozenset(
     {t.EMPTY, t.UID, t.SHIFT_DA, t.SHIFT_DT, t.PATIENT_ID, t.PATIENT_NAME, t.DUMMY, t.AGE}
 )
+#: Every VR pydicom can write (an element read with any other cannot be kept as it is).
+VALID_VRS = frozenset(
+    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+     "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+     "UR", "US", "UT", "UV"}
+)  # fmt: skip
 #: VRs whose values are character strings: a known attribute written with one of them
 #: where the dictionary says another is read as the dictionary's VR and processed.
 STRING_VRS = frozenset(
@@ -251,6 +257,12 @@ class _Run:
             if tag in PN_TAGS:
                 self.note_name(ds, raw[tag])
             if act == t.KEEP:
+                kept = raw[tag]
+                if kept.VR not in VALID_VRS and (
+                    kept.VR is not None
+                    or (isinstance(kept, RawDataElement) and not kept.is_implicit_VR)
+                ):
+                    self.repair(ds, tag, path)
                 continue
             if act == t.REMOVE:
                 del ds[tag]
@@ -326,7 +338,7 @@ class _Run:
         Converting a raw element through pydicom costs more than the whole action, and the
         writer copies raw bytes verbatim, so DA/DT/UI and replacement values stay bytes.
         """
-        vr = raw.VR or t.dict_vr(raw.tag)
+        vr = raw.VR if raw.VR in VALID_VRS else t.dict_vr(raw.tag)
         value = raw.value
         if vr is None or vr == "SQ" or value is None or not isinstance(value, bytes):
             return False
@@ -373,7 +385,7 @@ class _Run:
         data = new.encode("ascii")
         if len(data) % 2:
             data += b"\x00" if vr == "UI" else b" "
-        ds._dict[raw.tag] = raw._replace(value=data, length=len(data))
+        ds._dict[raw.tag] = raw._replace(VR=vr, value=data, length=len(data))
         return True
 
     def note_name(self, ds: Dataset, elem: DataElement | RawDataElement) -> None:
@@ -473,6 +485,24 @@ class _Run:
                 self.apply(ds, tag, act, path, top=False)
         for block in creators.keys() - used:
             del ds[BaseTag((block >> 8) << 16 | block & 0xFF)]
+
+    def repair(self, ds: Dataset, tag: BaseTag, path: str) -> None:
+        """A kept element read without a valid VR gets the dictionary's, or goes.
+
+        pydicom cannot write an element whose VR is missing or garbled (a damaged
+        explicit VR file, implicit elements in an explicit file), so the file would be
+        refused at writing for one harmless attribute. (Elements built in memory may
+        carry an ambiguous VR such as "OB or OW"; pydicom resolves those on writing.)
+        """
+        if not isinstance(ds._dict[tag], RawDataElement):
+            return
+        try:
+            elem = ds[tag]
+        except Exception:
+            elem = None
+        if elem is None or elem.VR not in VALID_VRS:
+            del ds._dict[tag]
+            self.result.issues.append(DeidIssue(path, int(tag), "element without a VR removed"))
 
     def age(self, ds: Dataset, elem: DataElement, path: str) -> None:
         """Ages kept by Retain Patient Characteristics, with 90 and over capped at 090Y."""

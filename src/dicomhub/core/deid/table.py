@@ -110,6 +110,10 @@ class Plan:
         return act
 
     def _classify(self, tag: int, vr: str | None) -> int:
+        if tag >> 16 in (0x0002, 0xFFFE):
+            # File meta elements and item delimiters have no place in a dataset's body
+            # (a damaged or odd file); the file meta is rebuilt on its own.
+            return REMOVE
         known_vr = dict_vr(tag) or vr or "UN"
         for value, mask, act in self.overrides:
             if tag & mask == value:
@@ -228,6 +232,8 @@ def compile_plan(recipe: Recipe, *, map_patients: bool) -> Plan:
     for tag in plan.codes:
         if dict_vr(tag) is not None:
             plan.action(tag, None)
+    for tag in [tag for tag in plan.cache if tag >> 16 == 0x0002]:
+        plan.cache[tag] = REMOVE
     return plan
 
 
