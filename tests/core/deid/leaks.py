@@ -97,11 +97,16 @@ class Secrets:
                 continue
             if secret[-1].isdigit() and (after[:1].isdigit() or re.match(r"\.\d", after)):
                 continue
-            if secret[0].isalpha() and before.isalpha():
+            if _worded(secret[0]) and before.isalpha():
                 continue
-            if secret[-1].isalpha() and after[:1].isalpha():
+            if _worded(secret[-1]) and after[:1].isalpha():
                 continue
             yield secret
+
+
+def _worded(char: str) -> bool:
+    """True for letters of scripts that separate words (not CJK, where a name sits inside)."""
+    return char.isalpha() and char < "\u0800"
 
 
 def _trie(words: list[str]) -> str:

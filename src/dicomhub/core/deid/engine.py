@@ -585,7 +585,8 @@ def _text(elem: DataElement | None) -> str:
 
 
 def _decode(ds: Dataset, value: bytes) -> str:
-    if value.isascii():
+    """Text in the dataset's character set (ISO 2022 is 7-bit: its escapes need decoding)."""
+    if value.isascii() and b"\x1b" not in value:
         return value.decode("ascii")
     try:
         return decode_bytes(value, ds._character_set, {0x5C, 0x3D, 0x5E})
