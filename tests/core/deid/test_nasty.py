@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ from dicomhub.core.deid import (
 )
 
 from . import nasty
-from .corpus import KIT, read
+from .corpus import KIT, OPTIONS, read
 from .helpers import item, recipe, seq
 from .leaks import leaks, secrets_of, structure_problems
 
@@ -377,12 +378,22 @@ def test_damaged_files_are_refused_or_cleaned(
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        texts = [
-            str(elem.value)
-            for elem in ds.iterall()
-            if elem.VR in ("PN", "LO", "SH", "LT", "ST", "UT") and elem.value
-        ]
+        texts = list(_readable_texts(ds))
     assert not [text for text in texts if "Nastyname" in text]
+
+
+def _readable_texts(ds: Dataset) -> Iterator[str]:
+    """Text values at any depth, skipping kept elements too damaged to decode."""
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+        except Exception:
+            continue
+        if elem.VR == "SQ":
+            for child in elem.value:
+                yield from _readable_texts(child)
+        elif elem.VR in ("PN", "LO", "SH", "LT", "ST", "UT") and elem.value:
+            yield str(elem.value)
 
 
 def test_elements_pydicom_could_not_write_are_repaired_or_removed() -> None:
@@ -406,3 +417,55 @@ def test_elements_pydicom_could_not_write_are_repaired_or_removed() -> None:
     assert not {0x00020016, 0xFFFEE0DD, 0x00189999} & set(output.keys())
     assert output.file_meta.MediaStorageSOPInstanceUID == output.SOPInstanceUID
     assert result.patient == ("MRN-77", ARCHIVE_ID)
+
+
+def _dictionary_tags() -> list[tuple[int, str]]:
+    """Standard attributes of the VRs that carry names, dates, UIDs and short text."""
+    from pydicom._dicom_dict import DicomDictionary
+
+    return sorted(
+        (tag, entry[0])
+        for tag, entry in DicomDictionary.items()
+        if entry[0] in ("PN", "DA", "DT", "UI", "AE", "LO", "SH", "LT")
+        and 0x0008 <= tag >> 16 < 0x7FE0
+        and tag not in (0x00080005, 0x00100010, 0x00100020)  # charset; the mapped patient
+    )
+
+
+DICTIONARY_TAGS = _dictionary_tags()
+SENTINELS = {
+    "PN": "Sentinel{n}^Person",
+    "DA": "2011{m:02d}{d:02d}",
+    "DT": "2011{m:02d}{d:02d}101500.25+0200",
+    "UI": "1.2.3.4242.{n}",
+    "AE": "AET{n}",
+    "LO": "Sentinel{n} text",
+    "SH": "Sent{n}",
+    "LT": "Sentinel{n} long text",
+}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    placed=st.lists(
+        st.tuples(st.sampled_from(DICTIONARY_TAGS), st.integers(0, 3)), min_size=1, max_size=30
+    ),
+    syntax=st.sampled_from(nasty.SYNTAXES),
+    options=st.sets(st.sampled_from(OPTIONS[1:])),
+)
+def test_any_standard_attribute_at_any_depth(
+    placed: list[tuple[tuple[int, str], int]], syntax: str, options: set[str]
+) -> None:
+    """Names, dates, UIDs, AE titles and text in any standard attribute, at any depth."""
+    ds = nasty.deep(3)
+    levels = [ds]
+    for _ in range(3):
+        levels.append(levels[-1].ReferencedSeriesSequence[0])
+    with config.disable_value_validation():
+        for n, ((tag, vr), depth) in enumerate(placed):
+            if tag in levels[depth]:
+                continue
+            value = SENTINELS[vr].format(n=n, m=n % 12 + 1, d=n % 28 + 1)
+            levels[depth].add_new(tag, vr, value)
+    output, _ = run(nasty.encode(ds, syntax), {**KIT, **dict.fromkeys(options, True)})
+    assert output.PatientID == ARCHIVE_ID
