@@ -19,6 +19,13 @@ fresh copy of the synthetic CT corpus of ``deid_bench.py`` (new UIDs each round)
 Rates are instances/s over each whole run (pool start-up and, end to end, the final
 verification included). The goal is end to end at ≥ 70% of de-identify only. The intake
 shares the machine's cores with the submitter, as it would not at a real site.
+
+CPU time per instance is measured too, per part (from ``/proc``, Linux only): the
+submitter's own process (scan, state database, STOW client and TLS), its de-identification
+workers (the forkserver's reaped children) and the intake. On a shared machine the rates
+follow whatever share of the cores each run gets; the CPU times do not, and their ratio
+(de-identify only over end to end, all parts) is what the rate ratio tends to when both
+runs have the cores to themselves.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +63,7 @@ from dicomhub.submit.verify import fetch_inventory  # noqa: E402
 SECRET = "submit-bench-secret-key-0123456789"
 UID_ROOT = "1.2.826.0.1.3680043.10.997"
 COLLECTION, SITE = "BENCH", "SITE-1"
+WARM_UP = 4
 
 
 def free_port() -> int:
@@ -97,8 +106,48 @@ def dicomhub(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def _stat_seconds(pid: int | str, *, own: bool = True, children: bool = False) -> float:
+    """CPU seconds of a process from ``/proc/PID/stat``: its own, its reaped children's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    ticks = (utime + stime if own else 0) + (cutime + cstime if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times(intake_pid: int) -> dict[str, float] | None:
+    """CPU seconds so far: this process, its other children (the workers), the intake.
+
+    Pool workers are children of the forkserver, which reaps them: once a pool has shut
+    down, their time is in the forkserver's children's time (the forkserver's own, its
+    start-up imports, is left out: it is paid once per process, not per run).
+    """
+    if not Path("/proc/self/stat").exists():
+        return None
+    me = str(os.getpid())
+    workers = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or entry.name == str(intake_pid):
+            continue
+        with suppress(OSError, IndexError, ValueError):
+            if (entry / "stat").read_text().rpartition(")")[2].split()[1] == me:
+                workers += _stat_seconds(entry.name, own=False, children=True)
+    return {
+        "submitter": _stat_seconds("self"),
+        "workers": workers,
+        "intake": _stat_seconds(intake_pid, children=True),
+    }
+
+
+@dataclass
+class Served:
+    """The running intake: a kit for it and its process id."""
+
+    kit: Kit
+    pid: int
+
+
 @contextmanager
-def intake(work: Path) -> Iterator[Kit]:
+def intake(work: Path) -> Iterator[Served]:
     """``dicomhub serve intake`` over HTTPS, and a kit for it made by ``dicomhub kits``."""
     port = free_port()
     cert, key, bundle = certificates(work)
@@ -126,7 +175,7 @@ def intake(work: Path) -> Iterator[Kit]:
                             stdout=log, stderr=log)  # fmt: skip
     try:
         wait_port(port, proc)
-        yield load_kit(kit_path)
+        yield Served(load_kit(kit_path), proc.pid)
     finally:
         proc.terminate()
         try:
@@ -187,12 +236,44 @@ def send_only(kit: Kit, folder: Path, batch: int, threads: int) -> float:
     return stored / seconds
 
 
+class CpuMeter:
+    """CPU milliseconds per instance of each part, summed over the rounds of one mode."""
+
+    def __init__(self, intake_pid: int) -> None:
+        self.intake_pid = intake_pid
+        self.totals: dict[str, dict[str, float]] = {}
+        self.instances: dict[str, int] = {}
+
+    @contextmanager
+    def phase(self, mode: str, instances: int) -> Iterator[None]:
+        before = cpu_times(self.intake_pid)
+        yield
+        after = cpu_times(self.intake_pid)
+        if before is None or after is None:
+            return
+        total = self.totals.setdefault(mode, dict.fromkeys(before, 0.0))
+        for part in before:
+            total[part] += after[part] - before[part]
+        self.instances[mode] = self.instances.get(mode, 0) + instances
+
+    def per_instance(self) -> dict[str, dict[str, float]]:
+        return {
+            mode: {part: 1000 * cpu / self.instances[mode] for part, cpu in parts.items()}
+            for mode, parts in self.totals.items()
+        }
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     deid: list[float] = []
     e2e: list[float] = []
     send: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp, intake(Path(tmp)) as kit:
+    with tempfile.TemporaryDirectory() as tmp, intake(Path(tmp)) as served:
+        kit, meter = served.kit, CpuMeter(served.pid)
         idmap = write_idmap(Path(tmp) / "map.csv")
+        # Untimed: the worker pool's forkserver starts (and imports the engine) once per
+        # process, which would otherwise be charged to the first de-identify-only run.
+        make_corpus(Path(tmp) / "warm-up", WARM_UP, first=1, seed=99)
+        deidentify_only(kit, idmap, Path(tmp) / "warm-up", Path(tmp) / "warm-up-out", args.workers)
         for r in range(args.rounds):
             # two corpora alike but for their UIDs: one sent end to end, one de-identified
             # only (its output then sent as is, to show the intake's own pace)
@@ -204,11 +285,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     path.read_bytes()
                 corpora.append(corpus)
             dry = Path(tmp) / f"dry{r}"
-            deid.append(deidentify_only(kit, idmap, corpora[1], dry, args.workers))
-            e2e.append(end_to_end(kit, idmap, corpora[0], Path(tmp) / f"run{r}", args.workers,
-                                  args.batch, args.threads))  # fmt: skip
-            send.append(send_only(kit, dry / "out", args.batch, args.threads))
-    return {
+            with meter.phase("deidentify_only", args.instances):
+                deid.append(deidentify_only(kit, idmap, corpora[1], dry, args.workers))
+            with meter.phase("end_to_end", args.instances):
+                e2e.append(end_to_end(kit, idmap, corpora[0], Path(tmp) / f"run{r}",
+                                      args.workers, args.batch, args.threads))  # fmt: skip
+            with meter.phase("send_only", args.instances):
+                send.append(send_only(kit, dry / "out", args.batch, args.threads))
+    cpu = meter.per_instance()
+    result: dict[str, Any] = {
         "instances": args.instances,
         "rounds": args.rounds,
         "workers": args.workers,
@@ -219,7 +304,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "send_only": statistics.median(send),
         "ratio": statistics.median(e / d for e, d in zip(e2e, deid, strict=True)),
         "runs": {"deidentify_only": deid, "end_to_end": e2e, "send_only": send},
+        "cpu_ms_per_instance": cpu,
     }
+    if "deidentify_only" in cpu and "end_to_end" in cpu:
+        result["cpu_ratio"] = sum(cpu["deidentify_only"].values()) / sum(cpu["end_to_end"].values())
+    return result
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -234,6 +323,17 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"end to end / de-identify only: {result['ratio']:.1%} (goal >= 70%: {verdict})")
     print(f"end to end / send only (the intake's pace): "
           f"{result['end_to_end'] / result['send_only']:.1%}")  # fmt: skip
+    cpu = result.get("cpu_ms_per_instance") or {}
+    if cpu:
+        print(f"{'CPU ms per instance':<28}{'submitter':>10}{'workers':>10}{'intake':>10}"
+              f"{'all':>10}")  # fmt: skip
+        for mode, parts in cpu.items():
+            name = mode.replace("_", " ")
+            print(f"{name:<28}{parts['submitter']:>10.2f}{parts['workers']:>10.2f}"
+                  f"{parts['intake']:>10.2f}{sum(parts.values()):>10.2f}")  # fmt: skip
+    if "cpu_ratio" in result:
+        print(f"CPU-bound ceiling (de-identify only CPU / end to end CPU, all parts on the same "
+              f"cores): {result['cpu_ratio']:.1%}")  # fmt: skip
 
 
 def main() -> None:
