@@ -469,3 +469,19 @@ def test_any_standard_attribute_at_any_depth(
             levels[depth].add_new(tag, vr, value)
     output, _ = run(nasty.encode(ds, syntax), {**KIT, **dict.fromkeys(options, True)})
     assert output.PatientID == ARCHIVE_ID
+
+
+def test_engine_in_worker_threads_matches_the_main_thread() -> None:
+    """Promotion runs engines in a thread pool, where warnings are not captured."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = nasty.encode(nasty.deep(3))
+
+    def one(_: int) -> str:
+        ds = read(data)
+        Deidentifier(recipe(**KIT))(ds)
+        return str(ds.SOPInstanceUID)
+
+    main = one(0)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert set(pool.map(one, range(4))) == {main}

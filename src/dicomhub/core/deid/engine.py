@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -144,19 +145,28 @@ class Deidentifier:
         :class:`DeidError` naming the attribute, never a value; pydicom's warnings about
         the input become issues of the result.
         """
+        if threading.current_thread() is not threading.main_thread():
+            # catch_warnings swaps process-wide state: in a worker thread (promotion runs
+            # the engine in a pool) it could restore another thread's filters, so there
+            # pydicom's warnings go wherever the process sends them.
+            return self._guarded(ds)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            try:
-                result = self._run(ds)
-            except DeidError:
-                raise
-            except RecursionError as exc:
-                raise UndecodableError("sequences are nested too deeply to process") from exc
-            except Exception as exc:
-                raise DeidError(f"cannot de-identify the instance: {type(exc).__name__}") from exc
+            result = self._guarded(ds)
         for warning in caught:
             result.issues.append(DeidIssue("", 0, _warning_reason(warning)))
         return result
+
+    def _guarded(self, ds: Dataset) -> DeidResult:
+        """:meth:`_run` with every failure turned into a :class:`DeidError`."""
+        try:
+            return self._run(ds)
+        except DeidError:
+            raise
+        except RecursionError as exc:
+            raise UndecodableError("sequences are nested too deeply to process") from exc
+        except Exception as exc:
+            raise DeidError(f"cannot de-identify the instance: {type(exc).__name__}") from exc
 
     def _run(self, ds: Dataset) -> DeidResult:
         run = _Run(self, ds)
