@@ -3,6 +3,14 @@
 Public API: :class:`Recipe`, :class:`Deidentifier`, :func:`deidentify`,
 :class:`DeidResult`, :class:`DeidError` and its kinds (``code`` is the reason),
 :class:`UnmappedPatientError`, :class:`PixelRule` (Clean Pixel Data).
+
+Every refusal is a :class:`DeidError` whose ``code`` a caller can use as a local
+quarantine reason and whose ``message`` names attributes, never values:
+``unmapped_patient`` (no PatientID, or not in the ID map), ``pixel_clean_failed`` (a
+Clean Pixel Data rule matched pixels that cannot be decoded), ``missing_uid`` (no
+SOPClassUID or SOPInstanceUID: the output could not be a Part 10 file),
+``undecodable_attribute`` (an attribute the recipe must change cannot be decoded, or
+sequences nest too deeply) and ``deid_failed`` (anything else).
 """
 
 from dicomhub.core.deid.engine import (
