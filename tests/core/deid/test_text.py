@@ -35,6 +35,13 @@ KNOWN = ("Doe^John", "MRN12345", "General Hospital", "SMH", "CT4321")
         ("March 3, 2021 follow-up", "follow-up"),
         ("MRN: X998877 knee", "knee"),
         ("20200115", ""),
+        ("Seen by Roe^Richard^^Dr", "Seen by"),
+        ("Follow-up for Dr. Roe", "Follow-up for"),
+        ("Biopsy, Mrs Jane Roe, left", "Biopsy, left"),
+        ("DR. SMITH CHEST", "CHEST"),
+        ("DR CHEST PA", "DR CHEST PA"),
+        ("MR BRAIN W/O", "MR BRAIN W/O"),
+        ("MS lesion follow-up", "MS lesion follow-up"),
     ],
 )
 def test_cleaner_keeps_clinical_wording(text: str, cleaned: str) -> None:

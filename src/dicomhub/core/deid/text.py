@@ -40,8 +40,18 @@ ID_PATTERNS = re.compile(
     r"[A-Za-z]*\d[\w-]*",
     re.IGNORECASE,
 )
+#: Names the header does not give but free text shows as names: a DICOM person name
+#: ("Roe^Richard", a caret never occurs in clinical wording) and a title before
+#: capitalised words ("Dr. Roe", "Mrs Jane Roe"). Upper-case titles count only with
+#: their dot: "DR CHEST PA" is digital radiography, "MR BRAIN" a modality.
+NAME_PATTERNS = re.compile(
+    r"[^\s,;:()\[\]]*\^[^\s,;:()\[\]]*"
+    r"|\b(?:Dr|Mr|Mrs|Ms|Miss|Prof)\.?\s*(?:[A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?|[A-Z][A-Z'-]+)"
+    r"|\b(?:DR|MR|MRS|MS|PROF)\.\s*[A-Z][\w'-]+"  # in capitals the surname ends the match
+)
 #: What removal leaves behind: brackets with nothing in them, separators at the ends.
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]|\{\s*\}|<\s*>")
+_REPEATED_SEPARATORS = re.compile(r"\s*([,;])(?:\s*[,;])+\s*")
 _EDGE_SEPARATORS = re.compile(r"^[\s,;:/#-]+|[\s,;:/#-]+$")
 
 #: D (dummy) values by VR; UI is hashed and SQ becomes one empty item elsewhere.
@@ -130,7 +140,9 @@ class TextCleaner:
         out = DATE_PATTERNS.sub("", UID_PATTERN.sub("", text))
         if self._known is not None:
             out = self._known.sub("", out)
+        out = NAME_PATTERNS.sub("", out)
         out = ID_PATTERNS.sub("", out)
         out = _EMPTY_BRACKETS.sub("", out)
+        out = _REPEATED_SEPARATORS.sub(r"\1 ", out)
         out = re.sub(r"[ \t]{2,}", " ", out)
         return _EDGE_SEPARATORS.sub("", out)
