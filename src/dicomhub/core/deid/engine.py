@@ -13,16 +13,13 @@ decoded and most of a file costs one dict lookup per element.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pydicom._dicom_dict import DicomDictionary
-from pydicom.charset import decode_bytes
-from pydicom.datadict import keyword_dict, keyword_for_tag
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -33,7 +30,20 @@ from dicomhub.core.deid import table as t
 from dicomhub.core.deid.ages import BadAge, cap_age
 from dicomhub.core.deid.dates import BadDate, shift_values
 from dicomhub.core.deid.errors import DeidError, UndecodableError, UnmappedPatientError
+from dicomhub.core.deid.inputs import (
+    VALID_VRS,
+    creator_of,
+    decode,
+    decode_all,
+    fit_vr,
+    implicit_in_explicit,
+    needs_repair,
+    repair,
+    text_of,
+    warning_reason,
+)
 from dicomhub.core.deid.meta import rebuild_file_meta
+from dicomhub.core.deid.names import PN_TAGS, identifiers_of
 from dicomhub.core.deid.pixels import PixelRule, clean_pixels, matching_rule
 from dicomhub.core.deid.provenance import Provenance
 from dicomhub.core.deid.recipe import Recipe
@@ -45,34 +55,9 @@ LOGGER = logging.getLogger(__name__)
 #: original PatientID -> (archive PatientID, archive PatientName or None for the ID).
 PatientMap = Mapping[str, tuple[str, str | None]]
 
-#: Attributes whose values the text cleaner removes wherever they appear in free text.
-IDENTIFYING_KEYWORDS = (
-    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
-    "PatientMotherBirthName", "AccessionNumber", "ReferringPhysicianName",
-    "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "OperatorsName",
-    "RequestingPhysician", "PatientAddress", "PatientTelephoneNumbers", "MedicalRecordLocator",
-    "StudyID", "IssuerOfPatientID", "PatientBirthDate", "InstitutionName", "InstitutionAddress",
-    "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber", "RequestedProcedureID",
-    "ScheduledProcedureStepID", "PerformedProcedureStepID", "AdmissionID",
-)  # fmt: skip
-IDENTIFYING_TAGS = tuple(BaseTag(keyword_dict[k]) for k in IDENTIFYING_KEYWORDS)
-#: Every standard attribute of VR PN: their values are names the cleaner must know.
-PN_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "PN")
 RAW_ACTIONS = frozenset(
     {t.EMPTY, t.UID, t.SHIFT_DA, t.SHIFT_DT, t.PATIENT_ID, t.PATIENT_NAME, t.DUMMY, t.AGE}
 )
-#: Every VR pydicom can write (an element read with any other cannot be kept as it is).
-VALID_VRS = frozenset(
-    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
-     "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
-     "UR", "US", "UT", "UV"}
-)  # fmt: skip
-#: VRs whose values are character strings: a known attribute written with one of them
-#: where the dictionary says another is read as the dictionary's VR and processed.
-STRING_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
-     "UI", "UR", "UT"}
-)  # fmt: skip
 
 
 @dataclass(slots=True, frozen=True)
@@ -154,7 +139,7 @@ class Deidentifier:
             warnings.simplefilter("always")
             result = self._guarded(ds)
         for warning in caught:
-            result.issues.append(DeidIssue("", 0, _warning_reason(warning)))
+            result.issues.append(DeidIssue("", 0, warning_reason(warning)))
         return result
 
     def _guarded(self, ds: Dataset) -> DeidResult:
@@ -174,8 +159,8 @@ class Deidentifier:
         if rule is not None:
             clean_pixels(ds, rule)
             run.result.pixel_rule = rule.label()
-        if _implicit_in_explicit(ds):
-            _decode_all(ds)
+        if implicit_in_explicit(ds):
+            decode_all(ds)
             run.result.issues.append(DeidIssue("", 0, "implicit VR data under explicit VR"))
         run.walk(ds, "", top=True)
         run.clean_pending()
@@ -212,12 +197,12 @@ class _Run:
         self.old_id = ""
         self.new_name: str | None = None
         if engine.patients is not None:
-            self.old_id = _text(ds.get(t.PATIENT_ID_TAG))
+            self.old_id = text_of(ds.get(t.PATIENT_ID_TAG))
             if not self.old_id:
                 raise UnmappedPatientError("instance has no PatientID to map")
             self.result.patient = (self.old_id, self._map_id(self.old_id))
         # Cheap (no conversion) and needed before the walk replaces the originals.
-        self.identifiers = _identifiers(ds)
+        self.identifiers = identifiers_of(ds)
         self._cleaner: TextCleaner | None = None
         #: Person names met anywhere in the walk, and the free text waiting to be cleaned
         #: once all of them are known (a nested name may come after the text naming it).
@@ -267,12 +252,9 @@ class _Run:
             if tag in PN_TAGS:
                 self.note_name(ds, raw[tag])
             if act == t.KEEP:
-                kept = raw[tag]
-                if kept.VR not in VALID_VRS and (
-                    kept.VR is not None
-                    or (isinstance(kept, RawDataElement) and not kept.is_implicit_VR)
-                ):
-                    self.repair(ds, tag, path)
+                if needs_repair(raw[tag]) and not repair(ds, tag):
+                    reason = "element without a VR removed"
+                    self.result.issues.append(DeidIssue(path, int(tag), reason))
                 continue
             if act == t.REMOVE:
                 del ds[tag]
@@ -404,7 +386,7 @@ class _Run:
         if not value:
             return
         if isinstance(value, bytes):
-            self.names.extend(_decode(ds, value).split("\\"))
+            self.names.extend(decode(ds, value).split("\\"))
         elif isinstance(value, str | PersonName):
             self.names.append(str(value))
         else:
@@ -457,7 +439,7 @@ class _Run:
             assert self.result.patient is not None
             elem.value = self.result.patient[1]
             return
-        old = _text(elem)
+        old = text_of(elem)
         if old:
             elem.value = self._map_id(old)
 
@@ -469,7 +451,7 @@ class _Run:
         for tag in tags:
             element = tag & 0xFFFF
             if 0x10 <= element <= 0xFF:
-                creators[(tag >> 16) << 8 | element] = _creator(raw[tag].value)
+                creators[(tag >> 16) << 8 | element] = creator_of(raw[tag].value)
         used: set[int] = set()
         for tag in tags:
             element = tag & 0xFFFF
@@ -496,24 +478,6 @@ class _Run:
         for block in creators.keys() - used:
             del ds[BaseTag((block >> 8) << 16 | block & 0xFF)]
 
-    def repair(self, ds: Dataset, tag: BaseTag, path: str) -> None:
-        """A kept element read without a valid VR gets the dictionary's, or goes.
-
-        pydicom cannot write an element whose VR is missing or garbled (a damaged
-        explicit VR file, implicit elements in an explicit file), so the file would be
-        refused at writing for one harmless attribute. (Elements built in memory may
-        carry an ambiguous VR such as "OB or OW"; pydicom resolves those on writing.)
-        """
-        if not isinstance(ds._dict[tag], RawDataElement):
-            return
-        try:
-            elem = ds[tag]
-        except Exception:
-            elem = None
-        if elem is None or elem.VR not in VALID_VRS:
-            del ds._dict[tag]
-            self.result.issues.append(DeidIssue(path, int(tag), "element without a VR removed"))
-
     def age(self, ds: Dataset, elem: DataElement, path: str) -> None:
         """Ages kept by Retain Patient Characteristics, with 90 and over capped at 090Y."""
         value = elem.value
@@ -527,20 +491,10 @@ class _Run:
             self.result.issues.append(DeidIssue(path, int(elem.tag), "invalid age removed"))
 
     def _fit_vr(self, ds: Dataset, elem: DataElement, act: int, path: str) -> bool:
-        """Make a known attribute written with the wrong VR fit its action; False if removed.
-
-        The plan's action assumes the dictionary VR. A string written under another string
-        VR is read as the dictionary's; anything else (a binary or sequence value where
-        text is expected, or the reverse) cannot be processed as planned and is removed
-        (the patient's identifiers are then written afresh).
-        """
-        expected = t.dict_vr(int(elem.tag))
-        if expected is None or expected == elem.VR or act == t.EMPTY:
-            return True
-        if elem.VR in STRING_VRS and expected in STRING_VRS:
-            elem.VR = expected
-            return True
-        if elem.VR in ("OB", "OW", "UN") and expected in ("OB", "OW", "UN"):
+        """False when a known attribute's VR cannot fit its action: it is then removed
+        (and the patient's identifiers written afresh with the right VR)."""
+        expected = fit_vr(elem, emptying=act == t.EMPTY)
+        if expected is None:
             return True
         tag = elem.tag
         del ds[tag]
@@ -555,77 +509,3 @@ class _Run:
 
 def _where(path: str, tag: int) -> str:
     return f"{path}({tag:08X}) {keyword_for_tag(tag)}".strip()
-
-
-def _warning_reason(warning: warnings.WarningMessage) -> str:
-    """A warning as an issue, cut before the first quoted or listed value (it may be PHI)."""
-    text = re.split(r"['\"]|: ", str(warning.message), maxsplit=1)[0]
-    return f"{warning.category.__name__}: {text[:120]}"
-
-
-def _implicit_in_explicit(ds: Dataset) -> bool:
-    """True when pydicom read implicit VR elements under an explicit VR transfer syntax.
-
-    Such a file cannot be written back as it is (its elements have no VR), so its
-    elements are decoded with dictionary VRs first.
-    """
-    implicit, _ = ds.original_encoding
-    if implicit is not False:
-        return False
-    first = next(iter(ds._dict.values()), None)
-    return isinstance(first, RawDataElement) and first.is_implicit_VR
-
-
-def _decode_all(ds: Dataset) -> None:
-    for tag in list(ds._dict):
-        elem = ds[tag]
-        if elem.VR == "SQ":
-            for item in elem.value:
-                _decode_all(item)
-
-
-def _text(elem: DataElement | None) -> str:
-    """A value as text; bytes (a PatientID written as OB or UN) decoded, not repr'd."""
-    if elem is None or elem.value is None:
-        return ""
-    value = elem.value
-    if isinstance(value, bytes):
-        return value.decode("latin-1").strip(" \x00")
-    return str(value).strip()
-
-
-def _decode(ds: Dataset, value: bytes) -> str:
-    """Text in the dataset's character set (ISO 2022 is 7-bit: its escapes need decoding)."""
-    if value.isascii() and b"\x1b" not in value:
-        return value.decode("ascii")
-    try:
-        return decode_bytes(value, ds._character_set, {0x5C, 0x3D, 0x5E})
-    except Exception:
-        return value.decode("latin-1")
-
-
-def _creator(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("latin-1").strip(" \x00")
-    return str(value).strip() if value is not None else ""
-
-
-def _identifiers(ds: Dataset) -> tuple[str, ...]:
-    """Original values of the identifying attributes, read without converting raw elements.
-
-    Non-ASCII bytes are decoded with the instance's character set (ISO 2022 escapes
-    included), so a name is recognised in free text whatever its encoding.
-    """
-    values: list[str] = []
-    for tag in IDENTIFYING_TAGS:
-        elem = ds._dict.get(tag)
-        if elem is None or not elem.value:
-            continue
-        value = elem.value
-        if isinstance(value, bytes):
-            values.extend(_decode(ds, value).split("\\"))
-        elif isinstance(value, str | PersonName):
-            values.append(str(value))
-        else:
-            values.extend(str(v) for v in value)
-    return tuple(values)
