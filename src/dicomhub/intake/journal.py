@@ -69,6 +69,8 @@ class Journal:
         self.root = root
         self.folder = root / f"{os.getpid()}-{secrets.token_hex(4)}"
         self.folder.mkdir()
+        self._slots: list[Path] = []
+        self._mutex = threading.Lock()
         self._lock_fd = os.open(self.folder / _LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
@@ -79,8 +81,6 @@ class Journal:
             raise Unsupported(exc.errno, f"no extended attributes in {root}: {exc}") from exc
         _fsync_path(self.folder)
         _fsync_path(root)
-        self._slots: list[Path] = []
-        self._mutex = threading.Lock()
 
     def _slot(self) -> Path:
         with self._mutex:

@@ -25,9 +25,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
-from dicomhub.core.db import Instance, Patient, Series, Study
 from dicomhub.core.store.filesystem import FilesystemStore
 from dicomhub.intake import checks
 from dicomhub.intake.journal import Journal, marked_entries, orphaned, remove_folder
@@ -42,14 +41,13 @@ from dicomhub.intake.service import (
 from dicomhub.intake.writer import BatchWriter, Pending, PendingView, record_pending
 
 LOGGER = logging.getLogger(__name__)
-#: The Patient ID an instance is stored for (the first look of the patient check).
+#: The Patient ID an instance is stored for (the first look of the patient check), as
+#: driver SQL: it runs for every instance, and compiling and processing a Core
+#: statement cost several times what the query does.  ``{uid}`` is the parameter.
 _PATIENT_OF = (
-    select(Patient.patient_id)
-    .select_from(Instance)
-    .join(Series, Instance.series_id == Series.id)
-    .join(Study, Series.study_id == Study.id)
-    .join(Patient, Study.patient_id == Patient.id)
-    .where(Instance.sop_instance_uid == bindparam("uid"))
+    "SELECT p.patient_id FROM instance i JOIN series s ON i.series_id = s.id"
+    " JOIN study st ON s.study_id = st.id JOIN patient p ON st.patient_id = p.id"
+    " WHERE i.sop_instance_uid = {uid}"
 )
 #: Concurrent fsyncs (one per association being answered).
 _SYNC_THREADS = 4
@@ -99,27 +97,21 @@ class JournaledIntake:
         record = candidate.parsed.record
         uid = record.sop_instance_uid
         other = self.view.claim(uid, record.patient_id)
-        if other is None:
-            other = self._stored_patient(session, uid, record.patient_id)
-            if other is not None:
-                self.view.drop(uid)
         if other is not None:
-            known = checks.Stored(0, "", 0, 0, other)
-            held = checks.check_patient(known, record)
-            assert held is not None  # the patients differ
-            _settle(synced)
-            Journal.unmark(candidate.spooled.path)
-            result = self.service.hold_conflict(session, candidate, held)
-            Journal.release(candidate.spooled.path)
-            return result
+            return self._conflict(session, candidate, synced, other)
+        queued = False
         try:
-            synced.result()
-        except OSError as exc:
+            other = self._stored_patient(session, uid, record.patient_id)
+            if other is None:
+                synced.result()  # an fsync that failed raises: answered "out of resources"
+                queued = self.writer.submit(Pending(session, candidate))
+        except BaseException:
             self.view.drop(uid)
-            LOGGER.error("journal fsync failed: %s", exc)
-            Journal.release(candidate.spooled.path)
-            return StoreResult(Outcome.REFUSED, 0xA700, reason="storage", detail=str(exc))
-        if not self.writer.submit(Pending(session, candidate)):
+            raise
+        if other is not None:
+            self.view.drop(uid)
+            return self._conflict(session, candidate, synced, other)
+        if not queued:
             self.view.drop(uid)
             Journal.release(candidate.spooled.path)
             detail = "the intake database is not keeping up; try again later"
@@ -131,6 +123,18 @@ class JournaledIntake:
             sop_instance_uid=uid, study_instance_uid=record.study_instance_uid,
             series_instance_uid=record.series_instance_uid,
         )  # fmt: skip
+
+    def _conflict(
+        self, session: IntakeSession, candidate: Candidate, synced: Future[None], other: str
+    ) -> StoreResult:
+        """Quarantine an instance whose UID is stored (or pending) for patient ``other``."""
+        held = checks.check_patient(checks.Stored(0, "", 0, 0, other), candidate.parsed.record)
+        assert held is not None  # the patients differ
+        _settle(synced)
+        Journal.unmark(candidate.spooled.path)  # held now, not to be replayed as accepted
+        result = self.service.hold_conflict(session, candidate, held)
+        Journal.release(candidate.spooled.path)
+        return result
 
     def _stored_patient(self, session: IntakeSession, uid: str, patient_id: str) -> str | None:
         """The other Patient ID the catalogue holds ``uid`` for, if any.
@@ -147,8 +151,9 @@ class JournaledIntake:
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             with self._lock:
                 self._lookups[key] = connection
+        sql = _PATIENT_OF.format(uid=":uid" if connection.dialect.name == "sqlite" else "%(uid)s")
         try:
-            found = connection.execute(_PATIENT_OF, {"uid": uid}).scalar()
+            found = connection.exec_driver_sql(sql, {"uid": uid}).scalar()
         except Exception:
             self.forget(session)  # a fresh connection for the next instance
             raise

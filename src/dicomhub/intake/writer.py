@@ -28,6 +28,8 @@ LOGGER = logging.getLogger(__name__)
 BATCH = 200
 #: Answered but unrecorded instances beyond which a new one waits (then is refused).
 BACKLOG = 2000
+#: Seconds a batch waits for company before it is recorded.
+LINGER = 0.05
 #: A writer thread with nothing to do for this long ends (the next instance starts one).
 IDLE_SECONDS = 2.0
 
@@ -129,6 +131,8 @@ class BatchWriter:
                 if not self._queue:
                     self._thread = None
                     return
+                # A moment for more to arrive: fewer, larger transactions cost less.
+                self._cond.wait_for(lambda: len(self._queue) >= BATCH or self._closing, LINGER)
                 self._busy, self._queue = self._queue[:BATCH], self._queue[BATCH:]
             self._record(self._busy)
             with self._cond:
