@@ -22,13 +22,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import AllTransferSyntaxes
 
-from dicomhub.core.deid import (
-    Deidentifier,
-    PatientMap,
-    PixelCleanError,
-    Recipe,
-    UnmappedPatientError,
-)
+from dicomhub.core.deid import Deidentifier, DeidError, PatientMap, Recipe
 from dicomhub.core.dicom.header import UnreadableError, check_complete
 from dicomhub.submit.kit import BurnedInRules
 from dicomhub.submit.pixels import burned_in_reason
@@ -125,10 +119,8 @@ def _deidentify(worker: _Worker, file_id: int, ds: Dataset) -> WorkResult:
         return quarantine(file_id, "missing_uid", "no SOPInstanceUID or StudyInstanceUID")
     try:
         result = worker.engine(ds)
-    except UnmappedPatientError as exc:
-        return quarantine(file_id, "unmapped_patient", exc.message)
-    except PixelCleanError as exc:
-        return quarantine(file_id, "pixel_clean_failed", exc.message[:300])
+    except DeidError as exc:  # the engine's own reason code (unmapped_patient, missing_uid, ...)
+        return quarantine(file_id, exc.code, exc.message[:300])
     except Exception as exc:
         return quarantine(file_id, "deid_failed", f"{type(exc).__name__}: {exc}"[:300])
     out = ds
