@@ -108,3 +108,37 @@ def test_file_head_is_what_pynetdicom_writes(sop_uid: str, syntax: UID) -> None:
     )
     expected = b"\x00" * 128 + b"DICM" + encode_file_meta(meta)
     assert file_head(CTImageStorage, sop_uid, syntax) == expected
+
+
+def test_without_extended_attributes_each_instance_commits_before_its_answer(
+    intake_context: IntakeContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal folder on a filesystem without user xattrs: C-STORE still stores everything.
+
+    The filesystem's refusal is injected (every filesystem these tests run on has
+    xattrs); the listener must fall back to recording each instance before answering.
+    """
+    import errno
+
+    from dicomhub.intake import journal
+
+    def refuse(*_args: object) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(journal.os, "setxattr", refuse)
+    server = DimseListener(intake_context)
+    server.start()
+    try:
+        assert server.journaled is None
+        files = []
+        for i in range(3):
+            path = tmp_path / f"{i}.dcm"
+            path.write_bytes(instance_bytes(ExplicitVRLittleEndian, sop_uid=f"1.2.3.8.{i + 1}"))
+            files.append(str(path))
+        result = _dcmtk("storescu", server.port, *files)
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        server.shutdown()
+    with intake_context.db.sessions() as db:
+        stored = set(db.scalars(select(Instance.sop_instance_uid)))
+    assert stored == {"1.2.3.8.1", "1.2.3.8.2", "1.2.3.8.3"}
