@@ -120,12 +120,10 @@ def test_without_extended_attributes_each_instance_commits_before_its_answer(
     """
     import errno
 
-    from dicomhub.intake import journal
-
     def refuse(*_args: object) -> None:
         raise OSError(errno.ENOTSUP, "Operation not supported")
 
-    monkeypatch.setattr(journal.os, "setxattr", refuse)
+    monkeypatch.setattr(os, "setxattr", refuse)
     server = DimseListener(intake_context)
     server.start()
     try:
