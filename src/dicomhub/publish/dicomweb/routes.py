@@ -310,9 +310,8 @@ def retrieve_bulk(
     value = retrieve.bulk(ctx.store, item, path)
     preferred = media.parse_accept(request.headers.get("accept"))[0]
     range_header, if_range = request.headers.get("range"), request.headers.get("if-range")
-    if preferred.media_type != "application/octet-stream":
-        return _multipart_bulk(value, range_header, if_range)
-    return _single_part(value, range_header, if_range)
+    multipart = preferred.media_type != OCTET
+    return _ranged_bulk(value, range_header, if_range, multipart=multipart)
 
 
 def _validators(value: bytes) -> dict[str, str]:
@@ -324,31 +323,19 @@ def _unsatisfiable(value: bytes) -> Response:
     return Response(status_code=416, headers={"Content-Range": f"bytes */{len(value)}"})
 
 
-def _multipart_bulk(value: bytes, range_header: str | None, if_range: str | None) -> Response:
+def _ranged_bulk(
+    value: bytes, range_header: str | None, if_range: str | None, *, multipart: bool
+) -> Response:
+    """The value, or the one range asked for (206), multipart or single-part."""
     headers = _validators(value)
     try:
         wanted = ranges.requested(range_header, len(value), if_range, headers["ETag"])
     except ranges.Unsatisfiable:
         return _unsatisfiable(value)
-    if wanted is None:
-        return _parts(OCTET, None, [value], headers=headers)
-    headers["Content-Range"] = wanted.content_range
-    piece = value[wanted.first : wanted.last + 1]
-    return _parts(OCTET, None, [piece], status_code=206, headers=headers)
-
-
-def _single_part(value: bytes, range_header: str | None, if_range: str | None) -> Response:
-    headers = _validators(value)
-    try:
-        wanted = ranges.requested(range_header, len(value), if_range, headers["ETag"])
-    except ranges.Unsatisfiable:
-        return _unsatisfiable(value)
-    if wanted is None:
-        return Response(value, media_type="application/octet-stream", headers=headers)
-    headers["Content-Range"] = wanted.content_range
-    return Response(
-        value[wanted.first : wanted.last + 1],
-        status_code=206,
-        media_type="application/octet-stream",
-        headers=headers,
-    )
+    piece, status = value, 200
+    if wanted is not None:
+        headers["Content-Range"] = wanted.content_range
+        piece, status = value[wanted.first : wanted.last + 1], 206
+    if multipart:
+        return _parts(OCTET, None, [piece], status_code=status, headers=headers)
+    return Response(piece, status_code=status, media_type=OCTET, headers=headers)
